@@ -1,0 +1,129 @@
+"""Administrative SQL (create/drop databases) with errors a person can act on.
+
+These helpers are called from notebook cells, where an event loop is already
+running, and from plain scripts, where none is. They therefore run asyncpg on a
+private loop in a worker thread: the same code works in both places.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+import socket
+from typing import Any, Awaitable, Callable, TypeVar
+
+import asyncpg
+from sqlalchemy.engine import URL
+
+from autograder.db import url as urls
+from autograder.errors import SetupError
+
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 10
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+def asyncpg_params(url: URL) -> dict[str, Any]:
+    """asyncpg.connect() keyword arguments for a SQLAlchemy URL (unix socket aware)."""
+    query = dict(url.query)
+    host = query.pop("host", None) or url.host
+    params: dict[str, Any] = {
+        "host": host,
+        "port": url.port or (int(query.pop("port")) if "port" in query else None),
+        "user": url.username or query.pop("user", None),
+        "password": url.password,
+        "database": url.database or "postgres",
+        "timeout": CONNECT_TIMEOUT_S,
+    }
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def explain_connect_error(url: URL, exc: BaseException) -> str:
+    where = urls.redacted(url)
+    origin = "DATABASE_URL" if urls.configured_url() is not None else "the bundled PostgreSQL"
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        reason = "the password was rejected"
+    elif isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        reason = f"the role is not allowed to log in ({exc})"
+    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
+        reason = f"the database does not exist ({exc})"
+    elif isinstance(exc, socket.gaierror):
+        reason = "its host name does not resolve"
+    elif isinstance(exc, (ConnectionRefusedError, FileNotFoundError)):
+        reason = "nothing is listening there"
+    elif isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        reason = f"it did not answer within {CONNECT_TIMEOUT_S} s"
+    else:
+        reason = f"{type(exc).__name__}: {exc}".strip()
+    fix = (
+        "start that server, fix the URL, or unset DATABASE_URL to use the bundled PostgreSQL"
+        if origin == "DATABASE_URL"
+        else "run `make lab` (or `autograder db start`) to start it"
+    )
+    return f"Cannot connect to {origin} at {where}: {reason}; {fix}."
+
+
+async def connect(url: URL) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(**asyncpg_params(url))
+    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        raise SetupError(explain_connect_error(url, exc)) from None
+
+
+def check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a safe database name: {name!r} (lowercase letters, digits, _)")
+    return name
+
+
+async def _recreate(admin_url: URL, name: str) -> None:
+    conn = await connect(admin_url)
+    try:
+        # FORCE ends sessions left over from an earlier run of the same notebook
+        # (a kernel that was restarted without disposing its engine).
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.InsufficientPrivilegeError:
+        raise SetupError(
+            f"The role in DATABASE_URL ({urls.redacted(admin_url)}) may not create databases; grant it "
+            "CREATEDB or use a superuser for the course server."
+        ) from None
+    finally:
+        await conn.close()
+
+
+async def _drop(admin_url: URL, name: str) -> None:
+    conn = await connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def recreate_database(admin_url: URL, name: str) -> URL:
+    """Drop (ending its sessions) and create `name`; return its URL."""
+    check_identifier(name)
+    run_sync(lambda: _recreate(admin_url, name))
+    return urls.with_database(admin_url, name)
+
+
+def drop_database(admin_url: URL, name: str) -> None:
+    check_identifier(name)
+    run_sync(lambda: _drop(admin_url, name))
+
+
+def ping(url: URL) -> None:
+    """Raise SetupError with one sentence if `url` cannot be reached."""
+
+    async def go() -> None:
+        conn = await connect(url)
+        await conn.close()
+
+    run_sync(go)

@@ -1,0 +1,53 @@
+"""What a lesson notebook calls first: its own, freshly reset database.
+
+    from autograder import lesson
+    db = lesson.setup("01_session_dependency")
+    engine = create_async_engine(db.url)
+
+Every lesson gets its own database so lessons never see each other's tables, and
+running a notebook from the top resets it, so the same notebook gives the same
+output every time. The grader sets COURSE_DB_NAME to give each graded submission
+a database of its own; the lesson code does not change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from autograder.db import admin
+from autograder.db import url as urls
+from autograder.db.server import server_url
+
+ENV_DB_NAME = "COURSE_DB_NAME"
+
+
+def database_name(lesson_id: str) -> str:
+    override = os.environ.get(ENV_DB_NAME, "").strip()
+    if override:
+        return admin.check_identifier(override)
+    slug = re.sub(r"[^a-z0-9_]+", "_", lesson_id.lower()).strip("_")
+    return admin.check_identifier(f"lesson_{slug}"[:63])
+
+
+@dataclass(frozen=True)
+class LessonDatabase:
+    lesson_id: str
+    name: str
+    url: str
+    """asyncpg URL of this lesson's database, password included: pass it to create_async_engine."""
+    admin_url: str
+
+    def __repr__(self) -> str:  # notebooks print this; never show a password
+        return f"LessonDatabase(lesson={self.lesson_id!r}, database={self.name!r})"
+
+
+def setup(lesson_id: str) -> LessonDatabase:
+    """Create (or reset) the lesson's database and return how to reach it."""
+    admin_url = server_url()
+    name = database_name(lesson_id)
+    lesson_url = admin.recreate_database(admin_url, name)
+    return LessonDatabase(
+        lesson_id=lesson_id, name=name, url=urls.render(lesson_url), admin_url=urls.render(admin_url)
+    )

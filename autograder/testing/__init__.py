@@ -1,0 +1,1 @@
+"""Test support shared by the project's tests and instructors' own test runs."""

@@ -1,0 +1,6 @@
+"""One module per `autograder` subcommand; each defines `register(subparsers)`.
+
+The order here is the order `autograder --help` lists them in.
+"""
+
+COMMANDS: list[str] = ["db", "lab", "instructor"]

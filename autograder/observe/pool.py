@@ -39,9 +39,17 @@ class PoolWatch:
         self.checkins += 1
         self._held.pop(id(connection_record), None)
 
+    def _on_detach(self, dbapi_connection, connection_record):
+        # An async pool cannot do IO from the garbage collector, so a collected
+        # proxy's connection is detached (and terminated) instead of checked in.
+        self._held.pop(id(connection_record), None)
+
+    def _hooks(self):
+        return [("checkout", self._on_checkout), ("checkin", self._on_checkin), ("detach", self._on_detach)]
+
     def __enter__(self) -> "PoolWatch":
-        event.listen(self.pool, "checkout", self._on_checkout)
-        event.listen(self.pool, "checkin", self._on_checkin)
+        for name, fn in self._hooks():
+            event.listen(self.pool, name, fn)
         self._listening = True
         return self
 
@@ -51,8 +59,8 @@ class PoolWatch:
     def close(self) -> None:
         """Stop listening. Anything still held is let go (call `release_leaked` first)."""
         if self._listening:
-            event.remove(self.pool, "checkout", self._on_checkout)
-            event.remove(self.pool, "checkin", self._on_checkin)
+            for name, fn in self._hooks():
+                event.remove(self.pool, name, fn)
             self._listening = False
         self._held.clear()
 

@@ -21,7 +21,9 @@ from autograder.observe._engines import connection_id, sync_engine_of
 class TxEvent:
     kind: str  # BEGIN / COMMIT / ROLLBACK / SAVEPOINT / RELEASE / ROLLBACK TO
     connection_id: int
-    name: str | None = None  # the savepoint's name
+    # The savepoint's name. SAVEPOINT events usually carry None: SQLAlchemy fires
+    # the event before it generates the name; RELEASE / ROLLBACK TO carry it.
+    name: str | None = None
 
 
 class TransactionTrace:

@@ -1,0 +1,148 @@
+"""Helpers for tests that run the `autograder` CLI as a subprocess.
+
+Every such test gets its own COURSE_DATA_DIR (so the session's PostgreSQL is never
+touched) and no DATABASE_URL (the pytest plugin exports one for the session). A
+cluster is initialised once per session (`pg_template`) and copied with `cp -a`
+(ownership kept: as root the server runs as the `pgserver` user), which is much
+faster than one initdb per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder.db.embedded import EmbeddedPostgres
+
+REPO = Path(__file__).resolve().parents[1]
+AUTOGRADER = [sys.executable, "-m", "autograder"]
+
+
+def cli_env(state_dir: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COURSE_DATA_DIR", "JUPYTER_CONFIG_PATH")}
+    if state_dir is not None:
+        env["COURSE_DATA_DIR"] = str(state_dir)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*AUTOGRADER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
+def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2, exactly one line `error: ...` on stderr, no traceback; return the line."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("[course-db]")]
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("error: ") and line.rstrip().endswith("."), line
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_pids_for(data_dir: Path) -> list[int]:
+    """Live postgres processes whose command line mentions `data_dir`."""
+    pids = []
+    needle = str(data_dir).encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = (proc / "cmdline").read_bytes()
+            stat = (proc / "stat").read_text()
+            if needle in cmdline and b"postgres" in cmdline and ") Z " not in stat:
+                pids.append(int(proc.name))
+    return pids
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return ") Z " not in stat  # a zombie is dead, just not reaped yet
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def stop_cluster(state_dir: Path) -> None:
+    """Last-resort cleanup: stop a test's server and kill anything left on its data dir."""
+    data_dir = state_dir / "pgdata"
+    with contextlib.suppress(Exception):
+        EmbeddedPostgres(data_dir).stop()
+    for pid in postgres_pids_for(data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+_template: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def pg_template(tmp_path_factory) -> Path:
+    """An initialised (not running) cluster to copy; initdb runs once per session.
+
+    Modules import this fixture, which makes one fixture per module; the module
+    level cache keeps it to one initdb for the whole session.
+    """
+    if not _template:
+        state = tmp_path_factory.mktemp("pg_template")
+        server = EmbeddedPostgres(state / "pgdata")
+        with server._locked():
+            server._init_if_needed()
+        _template.append(state / "pgdata")
+    return _template[0]
+
+
+@pytest.fixture
+def course_state(pg_template, tmp_path) -> Path:
+    """A COURSE_DATA_DIR of this test's own holding a ready cluster; its server is stopped after."""
+    state = tmp_path / "state"
+    state.mkdir()
+    # The path (not just its parents) must be traversable by the server's OS user.
+    os.chmod(tmp_path, 0o755)
+    subprocess.run(["cp", "-a", str(pg_template), str(state / "pgdata")], check=True)
+    try:
+        yield state
+    finally:
+        stop_cluster(state)

@@ -1,0 +1,21 @@
+"""Checks that observe what an app did to the database, never how its code reads.
+
+    async with Probe(app) as probe:
+        (await rolled_back(probe, Call.post("/users", json=bad), table="users")).require()
+        ex = await probe.request("GET", "/authors")
+        max_queries(ex, 2).require()
+"""
+
+from autograder.checks.connections import no_connection_leak
+from autograder.checks.loading import no_lazy_load
+from autograder.checks.probe import Call, Exchange, Probe
+from autograder.checks.queries import exact_queries, max_queries
+from autograder.checks.sessions import session_per_request
+from autograder.checks.transactions import committed_once, rolled_back, savepoint_trace
+from autograder.checks.verdict import CheckFailed, Verdict
+
+__all__ = [
+    "Probe", "Call", "Exchange", "Verdict", "CheckFailed",
+    "rolled_back", "committed_once", "savepoint_trace", "max_queries", "exact_queries",
+    "no_connection_leak", "no_lazy_load", "session_per_request",
+]

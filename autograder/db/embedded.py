@@ -50,6 +50,16 @@ def _bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def _pgserver_utils():
+    """pgserver.utils, imported without pgserver's XDG_RUNTIME_DIR warning (see _bin_dir)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver import utils
+    return utils
+
+
 def _running_as_root() -> bool:
     return platform.system() != "Windows" and os.geteuid() == 0
 
@@ -182,8 +192,12 @@ class EmbeddedPostgres:
         """As root, postgres runs as an unprivileged user who must own the data folder."""
         if not _running_as_root():
             return
-        from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
         import stat
+
+        utils = _pgserver_utils()
+        ensure_folder_permissions = utils.ensure_folder_permissions
+        ensure_prefix_permissions = utils.ensure_prefix_permissions
+        ensure_user_exists = utils.ensure_user_exists
 
         ensure_user_exists(SERVER_OS_USER)
         bin_dir = _bin_dir()
@@ -198,10 +212,8 @@ class EmbeddedPostgres:
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
     def _socket_dir(self) -> Path:
-        from pgserver.utils import find_suitable_socket_dir
-
         runtime = self.state_dir / "run"
-        return Path(find_suitable_socket_dir(self.data_dir, runtime))
+        return Path(_pgserver_utils().find_suitable_socket_dir(self.data_dir, runtime))
 
     # ----------------------------------------------------------------- status
     def status(self) -> ServerInfo | None:
@@ -269,6 +281,15 @@ class EmbeddedPostgres:
         # The server that wrote this file is gone (killed run, reboot): postgres itself
         # would refuse to start if the pid has been reused by another process.
         (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        # The socket lock (`.s.PGSQL.<port>.lock` in the socket dir) names the same
+        # pid; postgres refuses to start while that pid exists, which it still does
+        # as an unreaped zombie or when it was reused — so remove it as well.
+        if pid is not None and len(lines) >= 5 and lines[4].strip():
+            port = (lines[3].strip() if len(lines) >= 4 else "") or "5432"
+            lock = Path(lines[4].strip()) / f".s.PGSQL.{port}.lock"
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(lock.read_text().splitlines()[0]) == pid:
+                    lock.unlink()
         self.notice(
             f"Removed a stale postmaster.pid left by a server that is no longer running (pid {pid})."
         )

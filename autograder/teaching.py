@@ -29,9 +29,11 @@ __all__ = [
     "describe_table",
     "count_rows",
     "bar_chart",
+    "Chart",
 ]
 
 _BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses change every run
 
 
 class DemoDidNotFail(AssertionError):
@@ -52,7 +54,7 @@ class Failure:
 
 def one_line(error: BaseException, limit: int = 200) -> str:
     """`TypeName: first line of the message`, without SQLAlchemy's background link."""
-    text = _BACKGROUND.sub("", str(error)).strip()
+    text = _ADDRESS.sub("", _BACKGROUND.sub("", str(error))).strip()
     first = text.splitlines()[0].strip() if text else ""
     if len(first) > limit:
         first = first[: limit - 3].rstrip() + "..."
@@ -189,8 +191,26 @@ async def count_rows(engine: Any, table: str) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table_clause(table))))
 
 
-def bar_chart(values: Mapping[str, float], *, title: str, ylabel: str = "SQL statements") -> Any:
-    """A small labelled bar chart; the returned Figure displays itself in a notebook.
+class Chart:
+    """A matplotlib Figure that a notebook displays as one PNG (no pyplot, no backend setup)."""
+
+    def __init__(self, figure: Any):
+        self.figure = figure
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=100)
+        return buffer.getvalue()
+
+    def __repr__(self) -> str:
+        axes = self.figure.axes
+        return f"<Chart: {axes[0].get_title() if axes else ''}>"
+
+
+def bar_chart(values: Mapping[str, float], *, title: str, ylabel: str = "SQL statements") -> Chart:
+    """A small labelled bar chart; put it last in a cell to display it.
 
     Built without pyplot, so it shows exactly once and leaves no global state.
     """
@@ -206,4 +226,4 @@ def bar_chart(values: Mapping[str, float], *, title: str, ylabel: str = "SQL sta
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, max(heights + [1]) * 1.25)
     ax.spines[["top", "right"]].set_visible(False)
-    return fig
+    return Chart(fig)

@@ -65,6 +65,7 @@ def test_one_line_drops_background_link_and_extra_lines():
     assert one_line(err).startswith("MissingGreenlet: greenlet_spawn has not been called")
     assert "SQL" not in one_line(err)
     assert "sqlalche.me" not in one_line(err)
+    assert one_line(RuntimeError("Instance <A at 0x7f00ab> gone")) == "RuntimeError: Instance <A> gone"
     long = RuntimeError("x" * 500)
     assert len(one_line(long, limit=50)) <= len("RuntimeError: ") + 50
 
@@ -107,8 +108,10 @@ def test_event_log_show(capsys):
 
 
 def test_bar_chart_builds_a_figure():
-    fig = bar_chart({"one": 1, "two": 2}, title="t")
-    ax = fig.axes[0]
+    chart = bar_chart({"one": 1, "two": 2}, title="t")
+    assert chart._repr_png_().startswith(b"\x89PNG")
+    assert repr(chart) == "<Chart: t>"
+    ax = chart.figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["one", "two"]
     assert ax.get_title() == "t"
 

@@ -1,0 +1,181 @@
+"""A real `autograder lab` / `autograder instructor` run: views, kernel env, clean shutdown.
+
+Each run uses its own COURSE_DATA_DIR (a copied cluster) and a free port, and is
+torn down in `finally` whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.cli_support import (  # noqa: F401  (fixtures)
+    AUTOGRADER,
+    REPO,
+    children,
+    cli_env,
+    course_state,
+    environ_of,
+    free_port,
+    pg_template,
+    pid_alive,
+    postgres_pids_for,
+    wait_for,
+)
+
+TOKEN = "course-test-token"
+LEARNER_DISABLED = {
+    "@jupyter/nbgrader:formgrader",
+    "@jupyter/nbgrader:create-assignment",
+    "@jupyter/nbgrader:course-list",
+    "@jupyter/nbgrader:assignment-list",
+    "@jupyterlab/apputils-extension:announcements",
+}
+
+
+def http(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    sep = "&" if "?" in path else "?"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}{sep}token={TOKEN}", method=method)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+
+
+def page_config(port: int) -> dict:
+    status, html = http(port, "/lab")
+    assert status == 200
+    match = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
+    assert match, "no jupyter-config-data in /lab"
+    return json.loads(match.group(1))
+
+
+class Supervisor:
+    def __init__(self, command: str, state: Path, port: int, log: Path):
+        self.port = port
+        self.log_path = log
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(
+            [*AUTOGRADER, command, "--no-browser", "--port", str(port)],
+            env=cli_env(state, JUPYTER_TOKEN=TOKEN),
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+
+    def wait_ready(self) -> int:
+        """Wait for /api/status; return the JupyterLab pid."""
+        def ready():
+            assert self.proc.poll() is None, self.log_path.read_text()
+            return http(self.port, "/api/status")[0] == 200
+        wait_for(ready, 60, interval=0.3, what="JupyterLab /api/status")
+        (jupyter,) = children(self.proc.pid)
+        return jupyter
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def _kill_tree(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(90)
+def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path):
+    data_dir = course_state / "pgdata"
+    lab = Supervisor("lab", course_state, free_port(), tmp_path / "lab.log")
+    jupyter = kernel = None
+    try:
+        jupyter = lab.wait_ready()
+        assert os.getsid(jupyter) == jupyter != os.getsid(lab.proc.pid)  # its own session
+
+        config = page_config(lab.port)
+        disabled = set(config["disabledExtensions"])
+        assert LEARNER_DISABLED <= disabled
+        assert "@jupyter/nbgrader:validate-assignment" not in disabled
+        assert "@jupyter/nbgrader" in {ext["name"] for ext in config["federated_extensions"]}
+        assert config["news"] == {"disabled": True}
+        assert Path(config["serverRoot"]) == REPO / "notebooks"
+
+        assert http(lab.port, "/formgrader")[0] == 404
+        assert http(lab.port, "/formgrader/api/assignments")[0] == 404
+        assert http(lab.port, "/assignments")[0] == 404  # assignment_list server extension off
+
+        # A kernel started through the REST API inherits DATABASE_URL (asyncpg form).
+        status, body = http(lab.port, "/api/kernels", method="POST")
+        assert status == 201, body
+        kernel = wait_for(lambda: [p for p in children(jupyter) if b"ipykernel" in Path(f"/proc/{p}/cmdline").read_bytes()],
+                          30, what="the kernel process")[0]
+        kernel_env = environ_of(kernel)
+        assert kernel_env["DATABASE_URL"].startswith("postgresql+asyncpg://postgres@/postgres?host=")
+        assert str(data_dir).replace("/", "%2F") in kernel_env["DATABASE_URL"]
+        assert kernel_env["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0] == str(REPO / "jupyter" / "learner")
+        assert postgres_pids_for(data_dir)
+
+        # Ctrl-C in the terminal: SIGINT to the supervisor only.
+        lab.proc.send_signal(signal.SIGINT)
+        assert lab.proc.wait(timeout=40) == 0
+        assert not pid_alive(jupyter) and not pid_alive(kernel)
+        assert not postgres_pids_for(data_dir)
+        assert not (data_dir / "postmaster.pid").exists()
+        assert "database system is shut down" in (data_dir / "log").read_text()
+        assert "Traceback" not in lab.output()
+    finally:
+        lab.close()
+        _kill_tree([p for p in (kernel, jupyter) if p])
+
+
+@pytest.mark.timeout(90)
+def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(course_state, tmp_path):
+    data_dir = course_state / "pgdata"
+    lab = Supervisor("instructor", course_state, free_port(), tmp_path / "instructor.log")
+    jupyter = None
+    try:
+        jupyter = lab.wait_ready()
+        config = page_config(lab.port)
+        disabled = set(config["disabledExtensions"])
+        assert "@jupyterlab/apputils-extension:announcements" in disabled
+        assert not {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
+                    "@jupyter/nbgrader:validate-assignment"} & disabled
+        assert Path(config["serverRoot"]) == REPO
+        assert http(lab.port, "/formgrader")[0] in (200, 302)
+
+        # JupyterLab exits by itself: the supervisor releases (stops) the database too.
+        os.kill(jupyter, signal.SIGTERM)
+        lab.proc.wait(timeout=40)
+        assert "JupyterLab exited by itself" in lab.output()
+        assert not postgres_pids_for(data_dir)
+        assert not (data_dir / "postmaster.pid").exists()
+    finally:
+        lab.close()
+        _kill_tree([jupyter] if jupyter else [])

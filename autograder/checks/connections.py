@@ -30,7 +30,8 @@ async def no_connection_leak(probe: Probe, call: Call, times: int = 20) -> Verdi
         passed=passed,
         expected=f"after {times} × {call}, no connection is still checked out of the pool",
         actual=(f"{done} request(s) ran, last {outcome(last)}; "
-                f"{leaked if leaked > 0 else 0} connection(s) still checked out"),
+                f"{leaked if leaked > 0 else 0} connection(s) still checked out"
+                + (" (stopped at the first leak)" if done < times else "")),
         sql=[] if passed else last.sql,
         hint="" if passed else (
             "a session was not closed, so its connection never went back to the pool. Open it with "

@@ -8,6 +8,8 @@ the attribute's name.
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm.exc import DetachedInstanceError
 
@@ -18,6 +20,8 @@ from autograder.driver import describe
 from autograder.observe.loads import lazy_load_named_by
 
 LAZY_ERRORS = (MissingGreenlet, DetachedInstanceError)
+# SQLAlchemy appends a link to its error pages; in a one-line report it is noise.
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 
 
 def _lazy_failures(exchange: Exchange) -> list[tuple[str | None, str]]:
@@ -70,7 +74,7 @@ def no_lazy_load(exchange: Exchange) -> Verdict:
             parts.append(f"{name} was lazy-loaded" + (f" {times} times" if times > 1 else ""))
         actual = "; ".join(parts) or "a relationship was lazy-loaded"
         if errors:
-            actual += (f" and failed with {errors[0][1]} — typically while the response was "
+            actual += (f" and failed with {_BACKGROUND.sub('', errors[0][1])} — typically while the response was "
                        "serialised from objects whose relationship was not loaded in the query")
         actual += f" ({outcome(exchange)})"
     first = names[0] if names else "Parent.children"

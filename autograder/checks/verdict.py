@@ -40,7 +40,8 @@ class Verdict:
         lines.append(f"Expected: {self.expected}")
         lines.append(f"Got:      {self.actual}")
         if self.sql:
-            lines.append(f"SQL that ran ({len(self.sql)} statements):")
+            n = len(self.sql)
+            lines.append(f"SQL that ran ({n} statement{'' if n == 1 else 's'}):")
             lines.append(numbered(self.sql, limit=MAX_SQL_CHARS, max_lines=MAX_SQL_LINES))
         if self.hint and not self.passed:
             lines.append(f"Hint: {self.hint}")

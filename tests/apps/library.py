@@ -5,6 +5,7 @@ engine (kept in `app.state.engine`) and the tables. `variant` selects one known
 mistake so that every check can be shown to reject it:
 
 - "correct": `async with SessionLocal() as s: yield s; await s.commit()`
+- "explicit_rollback": also correct: `except Exception: await s.rollback(); raise`
 - "commit_in_finally": get_db commits in `finally`, even when the request failed
 - "no_commit": get_db never commits
 - "leak": get_db never closes the session
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession, async_sessionmaker,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 VARIANTS = {
-    "correct", "commit_in_finally", "no_commit", "leak", "shared",
+    "correct", "explicit_rollback", "commit_in_finally", "no_commit", "leak", "shared",
     "commit_then_fail", "n_plus_one", "lazy_serialise", "no_savepoint",
 }
 
@@ -119,6 +120,14 @@ def make_app(db_url: str, variant: str = "correct", seed_authors: int = 0, books
             session = request.app.state.shared_session  # BUG: one session for everyone
             yield session
             await session.commit()
+        elif variant == "explicit_rollback":
+            async with SessionLocal() as session:
+                try:
+                    yield session
+                    await session.commit()
+                except Exception:  # FastAPI throws the route's HTTPException in here
+                    await session.rollback()
+                    raise
         else:
             async with SessionLocal() as session:
                 yield session

@@ -24,3 +24,10 @@ async def test_awaitable_attrs_in_a_loop_is_a_lazy_load(probe_for):
         ex = await probe.request(Call.get("/authors"))
     v = no_lazy_load(ex)
     assert not v and "Author.books was lazy-loaded 3 times" in v.actual
+
+
+async def test_the_error_is_shown_without_the_background_link(probe_for):
+    async with probe_for("lazy_serialise", seed_authors=1) as probe:
+        v = no_lazy_load(await probe.request(Call.get("/authors/full")))
+    assert "failed with MissingGreenlet: greenlet_spawn has not been called" in v.actual
+    assert "Background on this error" not in v.actual

@@ -14,6 +14,13 @@ async def test_rolled_back_passes_a_get_db_that_just_closes_the_session(probe_fo
     assert "ROLLBACK" in v.actual and "COMMIT" not in v.actual
 
 
+async def test_rolled_back_passes_an_explicit_rollback_too(probe_for):
+    async with probe_for("explicit_rollback") as probe:
+        v = await rolled_back(probe, BAD_USER, table="users")
+        assert v, str(v)
+        assert await committed_once(probe, GOOD_USER, table="users")
+
+
 async def test_rolled_back_rejects_commit_in_finally(probe_for):
     async with probe_for("commit_in_finally") as probe:
         v = await rolled_back(probe, BAD_USER, table="users")

@@ -24,6 +24,7 @@ __all__ = [
     "DemoDidNotFail",
     "Failure",
     "expect_failure",
+    "expect_check_fails",
     "EventLog",
     "announce_response",
     "describe_table",
@@ -92,6 +93,20 @@ def expect_failure(
         f"This demonstration expected {names} but the code ran without raising. "
         "The lesson's claim no longer holds for the installed versions; tell the course team."
     )
+
+
+def expect_check_fails(verdict: Any) -> Any:
+    """Print a check's verdict that a demonstration expects to FAIL; loud if it passes.
+
+    `verdict` is an `autograder.checks.Verdict` (anything with `.passed` and a readable str).
+    """
+    print(verdict)
+    if verdict.passed:
+        raise DemoDidNotFail(
+            f"This demonstration expected the check {getattr(verdict, 'check', '?')!r} to fail, "
+            "but it passed. The lesson's claim no longer holds; tell the course team."
+        )
+    return verdict
 
 
 @dataclass

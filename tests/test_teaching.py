@@ -19,6 +19,7 @@ from autograder.teaching import (
     bar_chart,
     count_rows,
     describe_table,
+    expect_check_fails,
     expect_failure,
     one_line,
 )
@@ -149,3 +150,14 @@ async def test_describe_table_and_count_rows(fresh_database):
         assert await count_rows(engine, "things") == 1
     finally:
         await engine.dispose()
+
+
+def test_expect_check_fails_prints_and_is_honest(capsys):
+    from autograder.checks import Verdict
+
+    bad = Verdict(check="committed_once", passed=False, expected="one COMMIT", actual="none")
+    assert expect_check_fails(bad) is bad
+    assert "committed_once: FAILED" in capsys.readouterr().out
+    good = Verdict(check="committed_once", passed=True, expected="one COMMIT", actual="one")
+    with pytest.raises(DemoDidNotFail, match="committed_once"):
+        expect_check_fails(good)

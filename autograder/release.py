@@ -1,0 +1,90 @@
+"""Generate the learner release `notebooks/` from `solutions/` with nbgrader.
+
+    python -m autograder.release           # regenerate notebooks/ (make release)
+    python -m autograder.release --check   # exit 1 and name the lessons that drifted
+
+The release is built in a scratch course folder with its own gradebook and then
+copied over, so a failed build never leaves a half-written notebooks/ and the
+check compares exactly what `make release` would write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from autograder.course.api import checked, course_api
+from autograder.course.layout import RELEASE_DIR, SOURCE_DIR, lessons
+from autograder.db.url import project_root
+
+
+def build(dest_root: Path, source_root: Path | None = None, only: list[str] | None = None) -> Path:
+    """Build the release of every lesson under `dest_root/notebooks`; return that folder."""
+    source_root = source_root or project_root()
+    shutil.copytree(source_root / SOURCE_DIR, dest_root / SOURCE_DIR,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    api = course_api(root=dest_root, db_url=f"sqlite:///{dest_root / 'gradebook.db'}")
+    for lesson in only or lessons(source_root):
+        checked(api.generate_assignment(lesson, force=True, create=True), f"generate_assignment {lesson}")
+    return dest_root / RELEASE_DIR
+
+
+def differences(fresh: Path, committed: Path) -> list[str]:
+    """Relative paths that differ between two release trees (missing, extra or changed)."""
+    problems: list[str] = []
+
+    def walk(cmp: filecmp.dircmp, prefix: str) -> None:
+        problems.extend(f"{prefix}{n} (missing from {RELEASE_DIR}/)" for n in cmp.left_only)
+        problems.extend(f"{prefix}{n} (not produced by the release)" for n in cmp.right_only)
+        _, mismatch, errors = filecmp.cmpfiles(cmp.left, cmp.right, cmp.common_files, shallow=False)
+        problems.extend(f"{prefix}{n} (differs)" for n in mismatch + errors)
+        for name, sub in cmp.subdirs.items():
+            walk(sub, f"{prefix}{name}/")
+
+    ignore = [".ipynb_checkpoints", "__pycache__"]
+    if not committed.exists():
+        return [f"{RELEASE_DIR}/ does not exist"]
+    walk(filecmp.dircmp(fresh, committed, ignore=ignore), "")
+    return sorted(problems)
+
+
+def release(root: Path | None = None) -> list[str]:
+    """Regenerate root/notebooks from root/solutions; return the lessons written."""
+    root = root or project_root()
+    with tempfile.TemporaryDirectory(prefix="release-") as tmp:
+        fresh = build(Path(tmp), source_root=root)
+        target = root / RELEASE_DIR
+        staged = root / f".{RELEASE_DIR}.new"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(fresh, staged)
+        shutil.rmtree(target, ignore_errors=True)
+        staged.rename(target)
+        return sorted(p.name for p in target.iterdir() if p.is_dir())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.release", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare notebooks/ with a fresh release; change nothing")
+    args = parser.parse_args(argv)
+    root = project_root()
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
+            problems = differences(build(Path(tmp)), root / RELEASE_DIR)
+        if problems:
+            print(f"{RELEASE_DIR}/ is out of date with {SOURCE_DIR}/; run `make release`:", file=sys.stderr)
+            for p in problems:
+                print(f"  {p}", file=sys.stderr)
+            return 1
+        print(f"{RELEASE_DIR}/ matches a fresh release of {SOURCE_DIR}/.")
+        return 0
+    written = release(root)
+    print(f"Released {len(written)} lesson(s) to {RELEASE_DIR}/: {', '.join(written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+# nbgrader's course layout mapped onto this repository (see autograder/course/layout.py):
+# lessons are written in solutions/<lesson>/<lesson>.ipynb and released to notebooks/<lesson>/.
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.converters import GenerateAssignment
+from nbgrader.preprocessors import GetGrades
+
+from autograder.course.layout import COURSE_ID, RELEASE_DIR, SOURCE_DIR, gradebook_url
+from autograder.course.preprocessors import MarkExpectedFailures, RedactHiddenTests
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = COURSE_ID
+c.CourseDirectory.source_directory = SOURCE_DIR
+c.CourseDirectory.release_directory = RELEASE_DIR
+c.CourseDirectory.db_url = gradebook_url()
+
+# The learner's copy: nbgrader's own steps, then tag unsolved exercises so nbval expects them to fail.
+c.GenerateAssignment.preprocessors = [
+    *GenerateAssignment.class_traits()["preprocessors"].default(),
+    MarkExpectedFailures,
+]
+
+# Feedback shows verdicts and messages, never hidden test code (nbgrader #917).
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, RedactHiddenTests]
+
+# Lessons start an app and talk to PostgreSQL; the stock 30 s per cell is tight on 2 cores.
+c.ExecutePreprocessor.timeout = 120

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from autograder.db.admin import asyncpg_params
 from autograder.driver import AppDriver
 from autograder.observe import Observation
 from autograder.observe.sql import Statement
@@ -89,20 +90,6 @@ class Exchange:
         return [e.kind for e in self.transactions]
 
 
-def asyncpg_connect_args(url: Any) -> dict[str, Any]:
-    """asyncpg.connect() arguments for a SQLAlchemy URL (string or URL)."""
-    url = make_url(url) if isinstance(url, str) else url
-    query = dict(url.query)
-    args = {
-        "host": query.get("host") or url.host,
-        "port": url.port or (int(query["port"]) if "port" in query else None),
-        "user": url.username or query.get("user"),
-        "password": url.password,
-        "database": url.database,
-    }
-    return {k: v for k, v in args.items() if v is not None}
-
-
 class Probe:
     def __init__(self, app: Any, engine: Any = None, db_url: str | None = None):
         self.app = app
@@ -134,7 +121,7 @@ class Probe:
                     )
             self.observation = Observation(self._engine).__enter__()
             url = self._db_url or self._engine.url.render_as_string(hide_password=False)
-            self._verify = await asyncpg.connect(**asyncpg_connect_args(url), timeout=10)
+            self._verify = await asyncpg.connect(**asyncpg_params(make_url(url)))
         except BaseException:
             await self._close()
             raise

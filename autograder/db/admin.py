@@ -14,7 +14,7 @@ import socket
 from typing import Any, Awaitable, Callable, TypeVar
 
 import asyncpg
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from autograder.db import url as urls
 from autograder.errors import SetupError
@@ -30,8 +30,9 @@ def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(lambda: asyncio.run(factory())).result()
 
 
-def asyncpg_params(url: URL) -> dict[str, Any]:
+def asyncpg_params(url: URL | str) -> dict[str, Any]:
     """asyncpg.connect() keyword arguments for a SQLAlchemy URL (unix socket aware)."""
+    url = make_url(url) if isinstance(url, str) else url
     query = dict(url.query)
     host = query.pop("host", None) or url.host
     params: dict[str, Any] = {

@@ -25,6 +25,7 @@ __all__ = [
     "Failure",
     "expect_failure",
     "expect_check_fails",
+    "require_that",
     "EventLog",
     "announce_response",
     "describe_table",
@@ -107,6 +108,18 @@ def expect_check_fails(verdict: Any) -> Any:
             "but it passed. The lesson's claim no longer holds; tell the course team."
         )
     return verdict
+
+
+def require_that(condition: Any, message: str) -> None:
+    """Raise `CheckFailed(message)` unless `condition`: a graded assert that shows only its message.
+
+    A plain `assert` in a hidden test would show the test's code in the traceback;
+    `CheckFailed` renders as its message alone.
+    """
+    if not condition:
+        from autograder.checks import CheckFailed
+
+        raise CheckFailed(message)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from autograder.teaching import (
     expect_check_fails,
     expect_failure,
     one_line,
+    require_that,
 )
 
 
@@ -161,3 +162,12 @@ def test_expect_check_fails_prints_and_is_honest(capsys):
     good = Verdict(check="committed_once", passed=True, expected="one COMMIT", actual="one")
     with pytest.raises(DemoDidNotFail, match="committed_once"):
         expect_check_fails(good)
+
+
+def test_require_that_raises_check_failed_with_message_only():
+    from autograder.checks import CheckFailed
+
+    require_that(True, "never shown")
+    with pytest.raises(CheckFailed) as info:
+        require_that(0, "expected: x\ngot: y")
+    assert info.value._render_traceback_() == ["expected: x", "got: y"]

@@ -64,9 +64,8 @@ def test_wrong_answer_loses_the_matching_test_and_feedback_says_why(ws, lesson):
     ws.submit("wrong", lesson, nb)
     assert ws.autograde(lesson, "wrong")["success"]
     grades = ws.grades(lesson, "wrong")
-    assert grades[case.test_id].score == 0, f"{case.test_id} should lose its points"
-    others = {g.grade_id: g.score for g in grades.values() if g.grade_id != case.test_id and g.score != g.max_score}
-    assert not others, f"only {case.test_id} should lose points, also lost: {others}"
+    lost = {g.grade_id for g in grades.values() if g.score < g.max_score}
+    assert lost == set(case.loses), f"expected exactly {sorted(case.loses)} to lose points, lost: {sorted(lost)}"
     text = visible_text(ws.feedback_html(lesson, "wrong"))
     for fragment in case.feedback_says:
         assert fragment in text, f"feedback should say {fragment!r}"
@@ -75,7 +74,9 @@ def test_wrong_answer_loses_the_matching_test_and_feedback_says_why(ws, lesson):
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_feedback_never_shows_hidden_test_code(ws, lesson):
     # Grade a failing and a passing submission, then look for every hidden line.
-    hidden = hidden_lines(ws.solution(lesson))
+    # Lines the learner sees anyway (e.g. `return {"ok": True}` in a demo) prove nothing.
+    public = "\n".join(c.source for c in ws.release(lesson).cells)
+    hidden = [line for line in hidden_lines(ws.solution(lesson)) if line not in public]
     assert hidden, "the lesson should have hidden tests"
     for student in ("wrong", "solution"):
         text = visible_text(ws.feedback_html(lesson, student))

@@ -12,8 +12,43 @@ from dataclasses import dataclass
 class WrongAnswer:
     solution_id: str
     source: str
-    test_id: str
+    loses: tuple[str, ...]  # the test cells that must lose their points (and only those)
     feedback_says: tuple[str, ...]
 
 
-WRONG_ANSWERS: dict[str, WrongAnswer] = {}
+WRONG_ANSWERS: dict[str, WrongAnswer] = {
+    # Commits after every add: each product is its own transaction, so a failing
+    # item leaves the earlier ones behind. Passes the visible asserts.
+    "00_foundations": WrongAnswer(
+        solution_id="ex_add_products",
+        source=(
+            'async def add_products(Session, items: list[dict]) -> "list[Product]":\n'
+            "    products = []\n"
+            "    async with Session() as session:\n"
+            "        for item in items:\n"
+            "            product = Product(**item)\n"
+            "            session.add(product)\n"
+            "            await session.commit()\n"
+            "            products.append(product)\n"
+            "    return products\n"
+        ),
+        loses=("test_add_products",),
+        feedback_says=("exactly 1 COMMIT", "commit once"),
+    ),
+    # The seed's "commit in finally": a request that fails still commits its half-write.
+    "01_session_dependency": WrongAnswer(
+        solution_id="ex_get_db",
+        source=(
+            "async def get_db():\n"
+            "    session = SessionLocal()\n"
+            "    try:\n"
+            "        yield session\n"
+            "    finally:\n"
+            "        await session.commit()\n"
+            "        await session.close()\n"
+        ),
+        # test_tags_app runs on the learner's get_db too, so it rightly fails as well.
+        loses=("test_get_db", "test_tags_app"),
+        feedback_says=("rolled_back", "COMMIT", "never in `finally`"),
+    ),
+}

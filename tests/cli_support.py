@@ -9,12 +9,15 @@ faster than one initdb per test.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,31 +121,42 @@ def stop_cluster(state_dir: Path) -> None:
 _template: list[Path] = []
 
 
+def _private_tmp(prefix: str) -> Path:
+    """A temp dir outside pytest's basetemp.
+
+    pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session starts, and
+    the server's OS user (`pgserver`, as root) must traverse every parent of its
+    data dir: a concurrent pytest run would otherwise pull the folder from under it.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 @pytest.fixture(scope="session")
-def pg_template(tmp_path_factory) -> Path:
+def pg_template() -> Path:
     """An initialised (not running) cluster to copy; initdb runs once per session.
 
     Modules import this fixture, which makes one fixture per module; the module
     level cache keeps it to one initdb for the whole session.
     """
     if not _template:
-        state = tmp_path_factory.mktemp("pg_template")
+        state = _private_tmp("course-test-template-")
         server = EmbeddedPostgres(state / "pgdata")
         with server._locked():
             server._init_if_needed()
         _template.append(state / "pgdata")
+        atexit.register(shutil.rmtree, state, True)
     return _template[0]
 
 
 @pytest.fixture
-def course_state(pg_template, tmp_path) -> Path:
+def course_state(pg_template) -> Path:
     """A COURSE_DATA_DIR of this test's own holding a ready cluster; its server is stopped after."""
-    state = tmp_path / "state"
+    root = _private_tmp("course-test-")
+    state = root / "state"
     state.mkdir()
-    # The path (not just its parents) must be traversable by the server's OS user.
-    os.chmod(tmp_path, 0o755)
     subprocess.run(["cp", "-a", str(pg_template), str(state / "pgdata")], check=True)
     try:
         yield state
     finally:
         stop_cluster(state)
+        shutil.rmtree(root, ignore_errors=True)

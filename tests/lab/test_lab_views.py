@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from jupyter_client import BlockingKernelClient
 
 from tests.cli_support import (  # noqa: F401  (fixtures)
     AUTOGRADER,
@@ -72,10 +73,11 @@ class Supervisor:
     def __init__(self, command: str, state: Path, port: int, log: Path):
         self.port = port
         self.log_path = log
+        self.runtime_dir = log.parent / "jupyter-runtime"
         self.log = open(log, "w")
         self.proc = subprocess.Popen(
             [*AUTOGRADER, command, "--no-browser", "--port", str(port)],
-            env=cli_env(state, JUPYTER_TOKEN=TOKEN),
+            env=cli_env(state, JUPYTER_TOKEN=TOKEN, JUPYTER_RUNTIME_DIR=str(self.runtime_dir)),
             stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
         )
 
@@ -132,8 +134,24 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
         assert http(lab.port, "/assignments")[0] == 404  # assignment_list server extension off
 
         # A kernel started through the REST API inherits DATABASE_URL (asyncpg form).
+        seen: list[dict] = []
         status, body = http(lab.port, "/api/kernels", method="POST")
         assert status == 201, body
+        kernel_id = json.loads(body)["id"]
+        # Ask the kernel itself (this also waits until it is ready: stopping a kernel
+        # that is still importing makes it print a KeyboardInterrupt traceback).
+        client = BlockingKernelClient(connection_file=str(lab.runtime_dir / f"kernel-{kernel_id}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=30)
+            reply = client.execute_interactive("import os; print(os.environ['DATABASE_URL'])", timeout=30,
+                                               output_hook=lambda msg: seen.append(msg))
+            assert reply["content"]["status"] == "ok"
+        finally:
+            client.stop_channels()
+        printed = "".join(m["content"].get("text", "") for m in seen if m["msg_type"] == "stream")
+        assert printed.strip().startswith("postgresql+asyncpg://postgres@/postgres?host=")
         kernel = wait_for(lambda: [p for p in children(jupyter) if b"ipykernel" in Path(f"/proc/{p}/cmdline").read_bytes()],
                           30, what="the kernel process")[0]
         kernel_env = environ_of(kernel)
@@ -149,7 +167,7 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
         assert not postgres_pids_for(data_dir)
         assert not (data_dir / "postmaster.pid").exists()
         assert "database system is shut down" in (data_dir / "log").read_text()
-        assert "Traceback" not in lab.output()
+        assert "Traceback" not in lab.output(), lab.output()
     finally:
         lab.close()
         _kill_tree([p for p in (kernel, jupyter) if p])

@@ -80,7 +80,15 @@ class Exchange:
 
     @property
     def failed(self) -> bool:
-        return self.status >= 400 or bool(self.errors)
+        """The client was told the request failed. Judged on the status alone: an
+        exception raised after a 2xx was sent (a yield dependency committing after
+        the response) is a *lie* to the client, not a failure it can see."""
+        return self.status >= 400
+
+    @property
+    def error_after_response(self) -> bool:
+        """The app raised although the client already got a success status."""
+        return self.status < 400 and bool(self.errors)
 
     @property
     def sql(self) -> list[str]:

@@ -21,7 +21,11 @@ async def rolled_back(probe: Probe, call: Call, table: str, where: str | None = 
     kinds = ex.tx_kinds()
     committed = "COMMIT" in kinds
     passed = ex.failed and after == before and not committed
-    if not ex.failed:
+    if ex.error_after_response:
+        hint = (f"the client got {ex.status} but the app failed afterwards: the session's commit ran "
+                "after the response was sent (FastAPI's default dependency scope). Declare the "
+                "dependency with `Depends(get_db, scope=\"function\")` so its commit runs before the response.")
+    elif not ex.failed:
         hint = (f"{call} was expected to fail (4xx/5xx) for this input, but it succeeded; "
                 "validate the input and raise HTTPException before anything is committed.")
     elif committed or after != before:
@@ -49,8 +53,11 @@ async def committed_once(probe: Probe, call: Call, table: str, expect_new_rows: 
     kinds = ex.tx_kinds()
     commits = kinds.count("COMMIT")
     new = after - before
-    passed = not ex.failed and commits == 1 and new == expect_new_rows
-    if ex.failed:
+    passed = not ex.failed and not ex.errors and commits == 1 and new == expect_new_rows
+    if ex.error_after_response:
+        hint = (f"the client got {ex.status} but the commit failed after the response was sent; declare "
+                "the dependency with `Depends(get_db, scope=\"function\")` so a failed commit becomes an error response.")
+    elif ex.failed:
         hint = f"{call} was expected to succeed; look at the error above."
     elif commits == 0:
         hint = ("nothing was committed, so the changes were rolled back when the session closed: "

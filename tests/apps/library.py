@@ -14,6 +14,8 @@ mistake so that every check can be shown to reject it:
 - "n_plus_one": GET /authors loads each author's books with awaitable_attrs in a loop
 - "lazy_serialise": GET /authors/full returns books without eager-loading them
 - "no_savepoint": POST /authors/bulk without begin_nested: one bad name loses all
+- "commit_after_response": POST /users/deferred only adds (no flush) and get_db runs with
+  FastAPI's default dependency scope, so the failing commit happens after the 201 was sent
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 VARIANTS = {
     "correct", "explicit_rollback", "commit_in_finally", "no_commit", "leak", "shared",
-    "commit_then_fail", "n_plus_one", "lazy_serialise", "no_savepoint",
+    "commit_then_fail", "n_plus_one", "lazy_serialise", "no_savepoint", "commit_after_response",
 }
 
 
@@ -141,6 +143,16 @@ def make_app(db_url: str, variant: str = "correct", seed_authors: int = 0, books
             if variant == "commit_then_fail":
                 await session.commit()  # BUG: committed before deciding the request fails
             raise HTTPException(409, "refused")
+        return {"email": body.email}
+
+    # Nothing reaches the database until get_db commits; with FastAPI's default
+    # ("request") scope that commit runs after the response was sent. The correct
+    # app ends the dependency with the route (scope="function") so a failed commit is a 500.
+    scope = "request" if variant == "commit_after_response" else "function"
+
+    @app.post("/users/deferred", status_code=201)
+    async def create_user_deferred(body: UserIn, session: AsyncSession = Depends(get_db, scope=scope)):
+        session.add(User(email=body.email))
         return {"email": body.email}
 
     @app.get("/users")

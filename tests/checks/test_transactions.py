@@ -87,3 +87,33 @@ async def test_savepoint_trace_rejects_one_transaction_for_all_items(probe_for):
     assert "  ! 2 SAVEPOINT     ROLLBACK" in text  # aligned, differences marked
     assert "    1 BEGIN         BEGIN" in text
     assert "begin_nested" in v.hint
+
+
+DUPLICATE_DEFERRED = Call.post("/users/deferred", json={"email": "dup@x"})
+
+
+async def test_rolled_back_passes_a_failed_commit_reported_to_the_client(probe_for):
+    # scope="function": the duplicate fails at commit, before the response -> 500, nothing kept
+    async with probe_for("correct") as probe:
+        assert await committed_once(probe, DUPLICATE_DEFERRED, table="users")
+        v = await rolled_back(probe, DUPLICATE_DEFERRED, table="users")
+    assert v, str(v)
+
+
+async def test_rolled_back_rejects_a_commit_that_fails_after_a_success_was_sent(probe_for):
+    # Default dependency scope: the client is told 201, then the commit fails.
+    # The exception is recorded, but the client saw success: that is not a rollback it can see.
+    async with probe_for("commit_after_response") as probe:
+        assert await committed_once(probe, DUPLICATE_DEFERRED, table="users")
+        v = await rolled_back(probe, DUPLICATE_DEFERRED, table="users")
+    assert not v
+    assert "-> 201" in v.actual and "IntegrityError" in v.actual
+    assert 'scope="function"' in v.hint
+
+
+async def test_committed_once_rejects_a_commit_that_fails_after_a_success_was_sent(probe_for):
+    async with probe_for("commit_after_response") as probe:
+        await committed_once(probe, DUPLICATE_DEFERRED, table="users")
+        v = await committed_once(probe, DUPLICATE_DEFERRED, table="users", expect_new_rows=0)
+    assert not v
+    assert "after the response was sent" in v.hint

@@ -45,7 +45,9 @@ class LessonDatabase:
 
 def setup(lesson_id: str) -> LessonDatabase:
     """Create (or reset) the lesson's database and return how to reach it."""
-    admin_url = server_url()
+    # A kernel that uses the bundled server holds it: a pytest run or JupyterLab
+    # finishing elsewhere will not stop the server while this kernel is alive.
+    admin_url = server_url(hold=True)
     name = database_name(lesson_id)
     lesson_url = admin.recreate_database(admin_url, name)
     return LessonDatabase(

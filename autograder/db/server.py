@@ -15,8 +15,9 @@ def embedded() -> EmbeddedPostgres:
 def server_url(*, hold: bool = False) -> URL:
     """The admin URL of the course server (database `postgres` on the bundled one).
 
-    With `hold=True` the caller becomes a holder of the bundled server and must
-    `release()` it; the server stops when its last holder leaves.
+    With `hold=True` the calling process becomes a holder of the bundled server:
+    the server is not stopped while it lives. It leaves with `release()`, or by
+    exiting (a dead holder no longer counts); the last holder to leave stops it.
     """
     configured = urls.configured_url()
     if configured is not None:

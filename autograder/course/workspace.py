@@ -26,26 +26,32 @@ class CellGrade:
 
 
 class Workspace:
-    def __init__(self, root: Path, source_root: Path | None = None, lessons: list[str] | None = None):
+    def __init__(self, root: Path, source_root: Path | None = None):
         self.root = Path(root)
         source_root = source_root or project_root()
         shutil.copytree(source_root / SOURCE_DIR, self.root / SOURCE_DIR,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
         self.api = course_api(root=self.root, db_url=self.db_url)
-        self.lessons = lessons or sorted(p.name for p in (self.root / SOURCE_DIR).iterdir() if p.is_dir())
-        for lesson in self.lessons:
+        self._released: set[str] = set()
+
+    def ensure_released(self, lesson: str) -> None:
+        """Release a lesson on first use: a test of one lesson never depends on another."""
+        if lesson not in self._released:
             checked(self.api.generate_assignment(lesson, force=True, create=True), f"generate_assignment {lesson}")
+            self._released.add(lesson)
 
     # notebooks ---------------------------------------------------------------
     def solution(self, lesson: str) -> nbformat.NotebookNode:
         return nbformat.read(self.root / SOURCE_DIR / lesson / f"{lesson}.ipynb", as_version=4)
 
     def release(self, lesson: str) -> nbformat.NotebookNode:
+        self.ensure_released(lesson)
         return nbformat.read(self.root / RELEASE_DIR / lesson / f"{lesson}.ipynb", as_version=4)
 
     def submit(self, student: str, lesson: str, notebook: nbformat.NotebookNode | bytes | str) -> Path:
         """Place a submission as nbgrader expects it; bytes/str are written verbatim (broken files too)."""
+        self.ensure_released(lesson)
         folder = self.root / "submitted" / student / lesson
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{lesson}.ipynb"

@@ -12,10 +12,12 @@ from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
 from autograder.checks.sessions import session_per_request
 from autograder.checks.transactions import committed_once, rolled_back, savepoint_trace
+from autograder.checks.unit_of_work import session_from_dependency, single_transaction
 from autograder.checks.verdict import CheckFailed, Verdict
 
 __all__ = [
     "Probe", "Call", "Exchange", "Verdict", "CheckFailed",
     "rolled_back", "committed_once", "savepoint_trace", "max_queries", "exact_queries",
     "no_connection_leak", "no_lazy_load", "session_per_request",
+    "single_transaction", "session_from_dependency",
 ]

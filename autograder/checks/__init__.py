@@ -7,6 +7,7 @@
 """
 
 from autograder.checks.connections import no_connection_leak
+from autograder.checks.content import matches_database
 from autograder.checks.loading import no_lazy_load
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
@@ -20,4 +21,5 @@ __all__ = [
     "rolled_back", "committed_once", "savepoint_trace", "max_queries", "exact_queries",
     "no_connection_leak", "no_lazy_load", "session_per_request",
     "single_transaction", "session_from_dependency",
+    "matches_database",
 ]

@@ -11,6 +11,7 @@ from autograder.checks.content import matches_database
 from autograder.checks.loading import no_lazy_load
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
+from autograder.checks.savepoints import nothing_kept, rows_exactly, savepoint_per_item
 from autograder.checks.sessions import session_per_request
 from autograder.checks.transactions import committed_once, rolled_back, savepoint_trace
 from autograder.checks.unit_of_work import session_from_dependency, single_transaction
@@ -20,6 +21,7 @@ __all__ = [
     "Probe", "Call", "Exchange", "Verdict", "CheckFailed",
     "rolled_back", "committed_once", "savepoint_trace", "max_queries", "exact_queries",
     "no_connection_leak", "no_lazy_load", "session_per_request",
+    "savepoint_per_item", "rows_exactly", "nothing_kept",
     "single_transaction", "session_from_dependency",
     "matches_database",
 ]

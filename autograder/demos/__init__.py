@@ -1,0 +1,1 @@
+"""Machinery that demonstrations and hidden tests share, one module per topic."""

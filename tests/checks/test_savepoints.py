@@ -1,0 +1,153 @@
+import pytest
+
+from autograder.checks import Call, Probe
+from autograder.checks.savepoints import (
+    expected_item_trace, nothing_kept, rows_exactly, savepoint_per_item, top_level_outcomes,
+)
+from autograder.demos.savepoints import uncommitted_insert
+from tests.apps.imports import make_app
+
+
+def item(sku, name="thing", price=100):
+    return {"sku": sku, "name": name, "price_cents": price}
+
+
+# index 1: negative price (23514), 3: name too long (22001), 4: duplicate of item 0 (23505)
+BATCH = [item("A"), item("NEG", price=-5), item("B"), item("LONG", name="x" * 40), item("A"), item("C")]
+BAD = {1, 3, 4}
+GOOD_SKUS = {"A", "B", "C"}
+IMPORT = Call.post("/imports", json={"label": "first", "items": BATCH})
+
+
+@pytest.fixture
+def app_for(fresh_database):
+    urls = {}
+
+    def make(variant="correct"):
+        urls["url"] = fresh_database("sp")
+        return Probe(make_app(urls["url"], variant=variant))
+
+    make.url = lambda: urls["url"]
+    return make
+
+
+def test_expected_trace_and_outcomes():
+    kinds = expected_item_trace(3, {1})
+    assert kinds == ["BEGIN", "SAVEPOINT", "RELEASE", "SAVEPOINT", "ROLLBACK TO", "SAVEPOINT", "RELEASE", "COMMIT"]
+    assert top_level_outcomes(kinds) == ["RELEASE", "ROLLBACK TO", "RELEASE"]
+    nested = ["BEGIN", "SAVEPOINT", "SAVEPOINT", "ROLLBACK TO", "RELEASE", "SAVEPOINT", "COMMIT"]
+    assert top_level_outcomes(nested) == ["RELEASE", "open"]
+
+
+async def test_correct_import_passes_every_check(app_for):
+    async with app_for("correct") as probe:
+        ex = await probe.request(IMPORT)
+        assert ex.status == 201, ex.response.text
+        body = ex.response.json()
+        assert body["imported"] == ["A", "B", "C"]
+        assert [s["index"] for s in body["skipped"]] == [1, 3, 4]
+        assert "too long" in body["skipped"][1]["reason"]
+        v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+        assert v, str(v)
+        v = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
+        assert v, str(v)
+        # the batch's own audit row fails: nothing of the batch is kept
+        again = Call.post("/imports", json={"label": "first", "items": [item("D"), item("E")]})
+        v = await nothing_kept(probe, again, tables=["products", "import_runs"])
+        assert v, str(v)
+        assert (await probe.request(again)).status == 409
+
+
+async def test_correct_import_fails_whole_on_a_lock_timeout(app_for):
+    async with app_for("correct") as probe:
+        call = Call.post("/imports", json={"label": "locked", "items": [item("X"), item("HELD"), item("Y")]})
+        async with uncommitted_insert(app_for.url(), "products", item("HELD") | {}):
+            v = await nothing_kept(probe, call, tables=["products", "import_runs"])
+    assert v, str(v)
+    assert "-> 500" in v.actual and "lock timeout" in v.actual
+
+
+async def test_savepoint_per_item_rejects_no_savepoint(app_for):
+    async with app_for("no_savepoint") as probe:
+        ex = await probe.request(IMPORT)
+        rows = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
+    v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+    assert not v
+    assert "no SAVEPOINT was used" in v.hint and "begin_nested" in v.hint
+    assert "  ! 2 SAVEPOINT" in str(v)
+    assert not rows
+    # each rollback threw away the good rows before it: only those after the last bad item survive
+    assert "missing ['B']" in rows.actual and "good items that were not committed" in rows.actual
+
+
+async def test_savepoint_per_item_rejects_one_savepoint_for_all(app_for):
+    async with app_for("one_savepoint") as probe:
+        ex = await probe.request(IMPORT)
+        rows = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
+    v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+    assert not v
+    assert ex.tx_kinds() == ["BEGIN", "SAVEPOINT", "ROLLBACK TO", "COMMIT"]
+    assert "one savepoint for the whole batch" in v.hint and "inside the loop" in v.hint
+    assert not rows and "missing ['A', 'B', 'C']" in rows.actual
+
+
+async def test_savepoint_per_item_rejects_commit_per_item(app_for):
+    async with app_for("commit_per_item") as probe:
+        ex = await probe.request(IMPORT)
+    v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+    assert not v
+    assert "COMMITs: committing per item" in v.hint
+    assert "INSERT INTO products" in str(v)  # the SQL that ran is shown
+
+
+async def test_nothing_kept_rejects_commit_per_item_when_the_batch_fails(app_for):
+    async with app_for("commit_per_item") as probe:
+        await probe.request(IMPORT)
+        again = Call.post("/imports", json={"label": "first", "items": [item("D")]})
+        v = await nothing_kept(probe, again, tables=["products", "import_runs"])
+    assert not v
+    assert "-> 409" in v.actual and "products 4 rows (was 3)" in v.actual
+    assert "never per item" in v.hint
+
+
+async def test_nothing_kept_rejects_except_pass_swallowing_a_lock_timeout(app_for):
+    async with app_for("except_pass") as probe:
+        # an ordinary batch looks right: the trace cannot tell the mutant apart ...
+        ex = await probe.request(IMPORT)
+        assert savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+        # ... a failure that is not about any item can
+        call = Call.post("/imports", json={"label": "locked", "items": [item("X"), item("HELD"), item("Y")]})
+        async with uncommitted_insert(app_for.url(), "products", item("HELD")):
+            v = await nothing_kept(probe, call, tables=["products", "import_runs"], why="(the database is busy)")
+    assert not v
+    assert "-> 201" in v.actual and "products 5 rows (was 3)" in v.actual
+    assert "the failure was swallowed" in v.hint and "SQLSTATE class 22" in v.hint
+    assert "(the database is busy)" in v.expected
+
+
+async def test_nothing_kept_rejects_a_swallowed_audit_failure(app_for):
+    async with app_for("audit_swallowed") as probe:
+        await probe.request(IMPORT)
+        again = Call.post("/imports", json={"label": "first", "items": [item("D")]})
+        v = await nothing_kept(probe, again, tables=["products", "import_runs"])
+    assert not v
+    assert "-> 201" in v.actual and "import_runs 1 row (was 1)" in v.actual
+    assert "COMMIT" in v.actual
+
+
+async def test_savepoint_per_item_names_misplaced_rollbacks(app_for):
+    async with app_for("correct") as probe:
+        ex = await probe.request(IMPORT)
+    v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes={0, 1, 3, 4})
+    assert not v
+    assert "the good item(s) 4" not in v.hint
+    assert "the bad item(s) 0 were released instead of rolled back" in v.hint
+
+
+async def test_savepoint_per_item_rejects_a_failed_import(app_for):
+    async with app_for("correct") as probe:
+        call = Call.post("/imports", json={"label": "x", "items": [item("Q")]})
+        await probe.request(call)
+        ex = await probe.request(call)  # duplicate label -> 409
+    v = savepoint_per_item(ex, n_items=1, bad_indexes={0})
+    assert not v and "the import itself failed" in v.hint and "409" in v.hint

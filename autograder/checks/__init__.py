@@ -8,6 +8,7 @@
 
 from autograder.checks.connections import no_connection_leak
 from autograder.checks.content import matches_database
+from autograder.checks.lifespan import fails_at_startup, no_connections_after_shutdown, separate_engines
 from autograder.checks.loading import no_lazy_load
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
@@ -24,4 +25,5 @@ __all__ = [
     "savepoint_per_item", "rows_exactly", "nothing_kept",
     "single_transaction", "session_from_dependency",
     "matches_database",
+    "fails_at_startup", "no_connections_after_shutdown", "separate_engines",
 ]

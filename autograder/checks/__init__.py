@@ -6,14 +6,17 @@
         max_queries(ex, 2).require()
 """
 
+from autograder.checks.concurrency_safety import fans_out_concurrently
 from autograder.checks.connections import no_connection_leak
 from autograder.checks.content import matches_database
+from autograder.checks.health import healthy_when_up, unhealthy_when_down, unreachable_url
 from autograder.checks.lifespan import fails_at_startup, no_connections_after_shutdown, separate_engines
 from autograder.checks.loading import no_lazy_load
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
 from autograder.checks.savepoints import nothing_kept, rows_exactly, savepoint_per_item
 from autograder.checks.sessions import session_per_request
+from autograder.checks.streaming import streams_within_memory
 from autograder.checks.transactions import committed_once, rolled_back, savepoint_trace
 from autograder.checks.unit_of_work import session_from_dependency, single_transaction
 from autograder.checks.verdict import CheckFailed, Verdict
@@ -26,4 +29,6 @@ __all__ = [
     "single_transaction", "session_from_dependency",
     "matches_database",
     "fails_at_startup", "no_connections_after_shutdown", "separate_engines",
+    "fans_out_concurrently", "streams_within_memory", "healthy_when_up", "unhealthy_when_down",
+    "unreachable_url",
 ]

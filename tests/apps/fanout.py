@@ -1,0 +1,73 @@
+"""A dashboard that runs three slow queries per request, with switchable mistakes.
+
+`make_app(db_url, variant=...)`; each panel query sleeps 0.15 s in PostgreSQL so
+that whether they overlap is measurable.
+
+- "correct": asyncio.gather of three tasks, each with its own session
+- "shared_gather": the get_db session first reads the user, then gathers the
+  three panels on that same (already connected) session: no error, one connection,
+  the queries queue one after another
+- "fresh_shared_gather": gathers on a session that has not connected yet:
+  InvalidRequestError ("provisioning a new connection"), a 500
+- "sequential": one session per panel, but awaited one after another
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+VARIANTS = {"correct", "shared_gather", "fresh_shared_gather", "sequential"}
+PANEL = text("SELECT pg_sleep(0.15), :panel AS panel")
+
+
+def make_app(db_url: str, variant: str = "correct") -> FastAPI:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.engine = create_async_engine(db_url)
+        app.state.sessionmaker = async_sessionmaker(app.state.engine, expire_on_commit=False)
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    async def get_db(request: Request):
+        async with request.app.state.sessionmaker() as session:
+            yield session
+
+    async def panel(session: AsyncSession, name: str) -> str:
+        return (await session.execute(PANEL, {"panel": name})).one().panel
+
+    @app.get("/dashboard")
+    async def dashboard(request: Request, db: AsyncSession = Depends(get_db)):
+        Session = request.app.state.sessionmaker
+        names = ("orders", "users", "stock")
+        if variant == "shared_gather":
+            await db.execute(text("SELECT 1"))  # the session now holds a connection
+            panels = await asyncio.gather(*(panel(db, n) for n in names))  # BUG: one session
+        elif variant == "fresh_shared_gather":
+            panels = await asyncio.gather(*(panel(db, n) for n in names), return_exceptions=True)
+            for p in panels:
+                if isinstance(p, Exception):
+                    raise p  # BUG: gather on a session that is still connecting
+        elif variant == "sequential":
+            panels = []
+            for n in names:  # BUG: correct sessions, but no concurrency at all
+                async with Session() as s:
+                    panels.append(await panel(s, n))
+        else:
+            async def own_session(n: str) -> str:
+                async with Session() as s:
+                    return await panel(s, n)
+
+            panels = await asyncio.gather(*(own_session(n) for n in names))
+        return {"panels": panels}
+
+    return app

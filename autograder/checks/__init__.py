@@ -6,6 +6,7 @@
         max_queries(ex, 2).require()
 """
 
+from autograder.checks.concurrency import takes_row_lock, transfer_storm
 from autograder.checks.concurrency_safety import fans_out_concurrently
 from autograder.checks.connections import no_connection_leak
 from autograder.checks.content import matches_database
@@ -31,4 +32,5 @@ __all__ = [
     "fails_at_startup", "no_connections_after_shutdown", "separate_engines",
     "fans_out_concurrently", "streams_within_memory", "healthy_when_up", "unhealthy_when_down",
     "unreachable_url",
+    "transfer_storm", "takes_row_lock",
 ]

@@ -1,0 +1,140 @@
+"""A tiny bank (accounts, POST /transfers) with switchable mistakes ("mutants").
+
+`make_bank_app(db_url, variant=..., balances=...)` builds a FastAPI app whose
+lifespan creates the engine (`app.state.engine`), the `accounts` table and the
+accounts with the given opening balances (ids 1, 2, ...). Variants:
+
+- "for_update": correct — both rows `SELECT ... ORDER BY id FOR UPDATE`, then check and write
+- "atomic": correct — guarded `UPDATE ... SET balance = balance - :amt WHERE ... balance >= :amt
+  RETURNING balance`, the two UPDATEs issued in id order
+- "read_modify_write": the seed's transfer — plain reads, balance computed in Python
+- "float": correct locking, but the column is double precision
+- "unordered_lock": locks the source row, then the destination (opposite transfers deadlock)
+- "check_then_act": checks the balance with a plain SELECT, then an unguarded relative UPDATE
+- "overdraft": correct locking, but never checks the balance (negative balances committed)
+"""
+
+
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Float, Numeric, String, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+VARIANTS = {"for_update", "atomic", "read_modify_write", "float", "unordered_lock", "check_then_act",
+            "overdraft"}
+
+
+class TransferIn(BaseModel):
+    from_id: int
+    to_id: int
+    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+
+
+def make_bank_app(db_url: str, variant: str = "for_update",
+                  balances: tuple[str, ...] = ("100.00", "100.00", "100.00", "100.00")) -> FastAPI:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}")
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __tablename__ = "accounts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        owner: Mapped[str] = mapped_column(String(50))
+        balance: Mapped[Decimal] = mapped_column(Float if variant == "float" else Numeric(12, 2))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = create_async_engine(db_url)
+        app.state.engine = engine
+        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.run_sync(Base.metadata.create_all)
+            await conn.execute(Account.__table__.insert(), [
+                {"id": i, "owner": f"owner{i}", "balance": Decimal(b)} for i, b in enumerate(balances, 1)])
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    async def get_db(request: Request):
+        async with request.app.state.sessionmaker() as session:
+            yield session
+            await session.commit()
+
+    DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+    def refuse(src, dst, amount):
+        if src is None or dst is None:
+            raise HTTPException(404, "no such account")
+        if src.balance < amount:
+            raise HTTPException(409, "insufficient funds")
+
+    async def locked(db: AsyncSession, body: TransferIn):
+        ids = sorted({body.from_id, body.to_id})
+        rows = (await db.scalars(select(Account).where(Account.id.in_(ids)).order_by(Account.id)
+                                 .with_for_update())).all()
+        by_id = {a.id: a for a in rows}
+        return by_id.get(body.from_id), by_id.get(body.to_id)
+
+    @app.post("/transfers")
+    async def transfer(body: TransferIn, db: DB):
+        amount = body.amount
+        if variant in ("for_update", "float", "overdraft"):
+            src, dst = await locked(db, body)
+            if variant == "overdraft":
+                if src is None or dst is None:
+                    raise HTTPException(404, "no such account")  # BUG: no balance check
+            else:
+                refuse(src, dst, amount if variant != "float" else float(amount))
+            step = float(amount) if variant == "float" else amount
+            src.balance -= step
+            dst.balance += step
+            await db.flush()
+            return {"from_balance": str(src.balance), "to_balance": str(dst.balance)}
+        if variant == "unordered_lock":
+            src = await db.get(Account, body.from_id, with_for_update=True)  # BUG: source first
+            dst = await db.get(Account, body.to_id, with_for_update=True)
+            refuse(src, dst, amount)
+            src.balance -= amount
+            dst.balance += amount
+            await db.flush()
+            return {"from_balance": str(src.balance), "to_balance": str(dst.balance)}
+        if variant == "read_modify_write":
+            src = await db.get(Account, body.from_id)  # BUG: no lock; the value may be stale
+            dst = await db.get(Account, body.to_id)
+            refuse(src, dst, amount)
+            src.balance -= amount
+            dst.balance += amount
+            await db.flush()
+            return {"from_balance": str(src.balance), "to_balance": str(dst.balance)}
+        if variant == "check_then_act":
+            src = await db.get(Account, body.from_id)
+            dst = await db.get(Account, body.to_id)
+            refuse(src, dst, amount)  # BUG: checked on a value another request may be spending
+            for account_id, delta in sorted([(body.from_id, -amount), (body.to_id, amount)]):
+                await db.execute(update(Account).where(Account.id == account_id)
+                                 .values(balance=Account.balance + delta))
+            return {"ok": True}
+        # atomic: each UPDATE computes and guards in the database, in id order
+        new = {}
+        for account_id in sorted({body.from_id, body.to_id}):
+            if account_id == body.from_id:
+                stmt = (update(Account).where(Account.id == account_id, Account.balance >= amount)
+                        .values(balance=Account.balance - amount))
+            else:
+                stmt = update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
+            new[account_id] = await db.scalar(stmt.returning(Account.balance))
+            if new[account_id] is None:
+                exists = await db.scalar(select(Account.id).where(Account.id == account_id))
+                raise HTTPException(409 if exists else 404, "insufficient funds" if exists else "no such account")
+        return {"from_balance": str(new[body.from_id]), "to_balance": str(new[body.to_id])}
+
+    return app

@@ -51,4 +51,46 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_get_db", "test_tags_app"),
         feedback_says=("rolled_back", "COMMIT", "never in `finally`"),
     ),
+    # contains_eager without populate_existing: right in a fresh session (the visible test),
+    # but when the session already holds the authors with all their books it returns them stale.
+    "06_loading": WrongAnswer(
+        solution_id="ex_recent",
+        source=(
+            "async def authors_with_books_since(db: AsyncSession, since: int) -> list[Author]:\n"
+            "    stmt = (\n"
+            "        select(Author)\n"
+            "        .join(Author.books)\n"
+            "        .where(Book.year >= since)\n"
+            "        .order_by(Author.id, Book.id)\n"
+            "        .options(contains_eager(Author.books))\n"
+            "    )\n"
+            "    return list((await db.scalars(stmt)).unique().all())\n"
+            "\n"
+            "\n"
+            "@catalog.get(\"/authors/recent\", response_model=list[AuthorRecent])\n"
+            "async def recent_authors(db: DBSession, since: int):\n"
+            "    return await authors_with_books_since(db, since)\n"
+        ),
+        loses=("test_recent",),
+        feedback_says=("matches_database", "extra books", "populate_existing=True"),
+    ),
+    # The seed's broad `except Exception`, with a report: a lock timeout (not the item's fault)
+    # becomes a "skipped item" and the rest of the batch is committed. Passes the visible asserts.
+    "05_savepoints": WrongAnswer(
+        solution_id="ex_import_items",
+        source=(
+            "async def import_items(db: AsyncSession, items: list[ProductIn]) -> dict:\n"
+            "    imported, skipped = [], []\n"
+            "    for index, item in enumerate(items):\n"
+            "        try:\n"
+            "            async with db.begin_nested():\n"
+            "                db.add(Product(**item.model_dump()))\n"
+            "            imported.append(item.sku)\n"
+            "        except Exception as exc:\n"
+            "            skipped.append({\"index\": index, \"sku\": item.sku, \"reason\": str(exc)})\n"
+            "    return {\"imported\": imported, \"skipped\": skipped}\n"
+        ),
+        loses=("test_import_items",),
+        feedback_says=("nothing_kept", "lock timeout", "the failure was swallowed", "SQLSTATE class 22"),
+    ),
 }

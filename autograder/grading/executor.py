@@ -1,0 +1,270 @@
+"""Execute one submission's notebook in a sandboxed child forked from a warm server.
+
+Parent side (`Executor.execute`) and child side (`_child_main`) of one protocol:
+
+    parent                                   child (forked, sandboxed)
+      start process  ───────────────────────▶  setsid, sandbox.apply
+                     ◀───────────────────────  {"ready": ..., "protections": ...}
+      {"cell": i, "source": ...} ───────────▶  run it
+                     ◀───────────────────────  {"cell": i, "outputs": [...], ...}
+      ... one cell at a time ...
+      {"done": true} ───────────────────────▶  exit
+
+Only bytes cross the pipe (JSON, size-capped): the parent never unpickles
+anything a submission could have written. The parent enforces the deadlines
+(per cell and per notebook) by killing the child's whole process group, so a
+submission that blocks signals, sleeps, forks or never ends its lifespan cannot
+hold a worker. A child that dies (os._exit, segfault, memory) is reported on the
+cell that was running; every cell after it is marked "not run" with an error
+output, so nbgrader can never score an unexecuted test cell as passed.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autograder.grading import sandbox
+from autograder.grading.kernel import MAX_MESSAGE_BYTES
+
+_CONTEXT = None
+
+
+def _context():
+    """A forkserver whose server process imported the heavy modules once."""
+    global _CONTEXT
+    if _CONTEXT is None:
+        ctx = multiprocessing.get_context("forkserver")
+        # "__main__" first: otherwise every forked child re-imports the main module
+        # (the CLI, pytest) before running, which costs about a second each.
+        ctx.set_forkserver_preload(["__main__", "autograder.grading.preload"])
+        _CONTEXT = ctx
+    return _CONTEXT
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    cell: float = 60.0
+    notebook: float = 300.0
+    grace: float = 3.0  # after a cell's deadline, how long SIGALRM gets before we kill
+    startup: float = 30.0
+
+
+@dataclass
+class JobSpec:
+    env: dict[str, str]
+    sandbox: sandbox.SandboxSpec
+    output_limit: int = 1_000_000
+    deadlines: Deadlines = field(default_factory=Deadlines)
+
+
+@dataclass
+class Execution:
+    """What happened to one notebook: outputs per code cell, and how it ended."""
+
+    cells: dict[int, dict[str, Any]] = field(default_factory=dict)
+    ended: str = "completed"  # completed | cell-timeout | notebook-timeout | crashed | protocol-error
+    detail: str = ""
+    protections: sandbox.Applied = field(default_factory=sandbox.Applied)
+    seconds: float = 0.0
+    startup_seconds: float = 0.0
+
+
+def _send(conn, message: dict[str, Any]) -> None:
+    conn.send_bytes(json.dumps(message).encode())
+
+
+def _child_main(conn, job: JobSpec) -> None:
+    """Runs in the forked child. Never returns: the process exits here."""
+    code = 0
+    try:
+        os.setsid()  # its own process group: the parent kills all of it at once
+        os.environ.update(job.env)
+        applied = sandbox.apply(job.sandbox)
+        from autograder.grading.kernel import CellRunner
+
+        runner = CellRunner(job.output_limit, job.deadlines.cell)
+        _send(conn, {"ready": True, "on": applied.on, "off": applied.off})
+        while True:
+            message = json.loads(conn.recv_bytes())
+            if message.get("done"):
+                break
+            result = runner.run(message["source"])
+            result["cell"] = message["cell"]
+            try:
+                payload = json.dumps(result, default=str)
+            except (TypeError, ValueError) as exc:
+                payload = json.dumps({"cell": message["cell"], "status": "error", "execution_count": None,
+                                      "outputs": [{"output_type": "error", "ename": "OutputError",
+                                                   "evalue": f"the cell's output could not be recorded: {exc}",
+                                                   "traceback": []}]})
+            conn.send_bytes(payload.encode())
+    except BaseException:  # noqa: BLE001 - the parent reports it from the exit status
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def _error(ename: str, evalue: str) -> dict[str, Any]:
+    return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+def _describe_exit(process) -> str:
+    code = process.exitcode
+    if code is None:
+        return "the process did not exit"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = {"SIGSEGV": " (a segmentation fault)", "SIGKILL": " (killed: out of memory or a limit)",
+                "SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
+        return f"the process was ended by {name}{hint}"
+    return f"the process exited with status {code}"
+
+
+class Executor:
+    """Runs notebooks, one child process each. Thread-safe: one call per worker thread."""
+
+    def __init__(self, deadlines: Deadlines | None = None):
+        self.deadlines = deadlines or Deadlines()
+
+    @staticmethod
+    def warm_up() -> None:
+        """Start the fork server now (imports happen once, before the clock starts)."""
+        ctx = _context()
+        probe = ctx.Process(target=_noop)
+        probe.start()
+        probe.join()
+
+    def execute(self, code_cells: list[tuple[int, str]], job: JobSpec) -> Execution:
+        ctx = _context()
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(target=_child_main, args=(child_conn, job), daemon=False)
+        started = time.monotonic()
+        result = Execution()
+        process.start()
+        child_conn.close()
+        deadline = started + job.deadlines.notebook
+        current: int | None = None
+        try:
+            ready = self._receive(parent_conn, process, min(deadline, started + job.deadlines.startup))
+            if ready is None or not ready.get("ready"):
+                result.ended = "crashed"
+                result.detail = f"the grading process did not start: {_describe_exit(process)}"
+                self._not_run(result, code_cells, "the notebook could not be started")
+                return result
+            result.protections = sandbox.Applied(on=list(ready.get("on", [])), off=dict(ready.get("off", {})))
+            result.startup_seconds = time.monotonic() - started
+            for position, (index, source) in enumerate(code_cells):
+                current = index
+                _send(parent_conn, {"cell": index, "source": source})
+                cell_deadline = min(deadline, time.monotonic() + job.deadlines.cell + job.deadlines.grace)
+                reply = self._receive(parent_conn, process, cell_deadline)
+                if reply is None:
+                    now = time.monotonic()
+                    if now < cell_deadline:
+                        # The pipe closed early: give a dying process a moment to be reaped.
+                        process.join(timeout=1.0)
+                    if process.is_alive() and now >= cell_deadline:
+                        notebook_over = now >= deadline
+                        result.ended = "notebook-timeout" if notebook_over else "cell-timeout"
+                        limit = job.deadlines.notebook if notebook_over else job.deadlines.cell
+                        what = "the notebook" if notebook_over else "this cell"
+                        result.detail = f"{what} ran longer than {limit:g} s and was stopped"
+                        result.cells[index] = {"execution_count": None, "outputs": [
+                            _error("Timeout", result.detail)]}
+                    else:
+                        result.ended = "crashed"
+                        result.detail = _describe_exit(process) + " while running this cell"
+                        result.cells[index] = {"execution_count": None,
+                                               "outputs": [_error("KernelDied", result.detail)]}
+                    self._not_run(result, code_cells[position + 1:], f"an earlier cell ended the run ({result.ended})")
+                    return result
+                if reply.get("cell") != index or not isinstance(reply.get("outputs"), list):
+                    result.ended = "protocol-error"
+                    result.detail = "the grading process sent an unexpected message"
+                    result.cells[index] = {"execution_count": None,
+                                           "outputs": [_error("GraderError", result.detail)]}
+                    self._not_run(result, code_cells[position + 1:], "the run was stopped")
+                    return result
+                result.cells[index] = {"execution_count": reply.get("execution_count"),
+                                       "outputs": reply["outputs"]}
+                if reply.get("status") == "timeout":
+                    result.ended = "cell-timeout"
+                    result.detail = f"a cell ran longer than {job.deadlines.cell:g} s"
+            _send(parent_conn, {"done": True})
+            process.join(timeout=2)
+            return result
+        finally:
+            result.seconds = time.monotonic() - started
+            self._kill(process)
+            parent_conn.close()
+
+    @staticmethod
+    def _not_run(result: Execution, cells: list[tuple[int, str]], why: str) -> None:
+        for index, _ in cells:
+            result.cells[index] = {"execution_count": None, "outputs": [_error("NotRun", f"not run: {why}")]}
+
+    @staticmethod
+    def _receive(conn, process, deadline: float) -> dict[str, Any] | None:
+        """The next message, or None if the deadline passed or the child died."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            if conn.poll(min(remaining, 0.25)):
+                try:
+                    raw = conn.recv_bytes(MAX_MESSAGE_BYTES)
+                    message = json.loads(raw)
+                except (EOFError, OSError, ValueError):
+                    return None
+                return message if isinstance(message, dict) else None
+            if not process.is_alive():
+                # drain a message written just before exiting
+                if conn.poll(0):
+                    continue
+                return None
+
+    @staticmethod
+    def _kill(process) -> None:
+        pid = process.pid
+        if pid is not None:
+            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    target()
+                except (ProcessLookupError, PermissionError):
+                    pass
+        process.join(timeout=5)
+        try:
+            process.close()
+        except ValueError:
+            pass
+
+
+def _noop() -> None:
+    pass
+
+
+def code_cells(nb) -> list[tuple[int, str]]:
+    return [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def apply_execution(nb, execution: Execution) -> None:
+    """Write an Execution's outputs into the notebook's code cells (in place)."""
+    from nbformat import from_dict  # parent side only: nbformat costs ~1 s to import
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        ran = execution.cells.get(index)
+        if ran is None:
+            ran = {"execution_count": None, "outputs": [_error("NotRun", "not run")]}
+        cell.execution_count = ran.get("execution_count")
+        cell.outputs = [from_dict(o) for o in ran.get("outputs", [])]

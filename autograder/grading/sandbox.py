@@ -1,0 +1,193 @@
+"""Confine a forked grading process without Docker (Linux, as root).
+
+Applied in the child after fork, before any submission code runs, in this order:
+
+1. `unshare(CLONE_NEWNET)`: a fresh network namespace with no interfaces up —
+   no network at all. PostgreSQL stays reachable through its unix socket, which
+   is a file, not a network endpoint.
+2. `unshare(CLONE_NEWNS)` and private mounts: the course folder (hidden tests in
+   `solutions/`, the gradebook, other submissions) and root's home are covered by
+   empty tmpfs; only what the code needs to import (the venv, the `autograder`
+   package, Python itself) is bound back read-only. World-writable places
+   (/tmp, /var/tmp, /dev/shm) are the submission's own work folder.
+3. resource limits: address space, CPU time, file size, open files, core dumps,
+   and processes (a fork bomb stops at the limit).
+4. drop to an unprivileged uid/gid of its own (one per worker slot, so two
+   submissions never share a uid, cannot signal or read each other).
+
+What cannot be applied (not root, not Linux) is reported, never fatal: grading
+still works and the run's summary lists the protections that were off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import resource
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+
+WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
+
+PROTECTIONS = ("network", "filesystem", "user", "limits")
+
+
+@dataclass(frozen=True)
+class Limits:
+    address_space: int = 3 * 1024**3  # bytes; Python + FastAPI + SQLAlchemy need ~1 GiB of it
+    cpu_seconds: int = 300
+    file_size: int = 64 * 1024**2
+    open_files: int = 512
+    processes: int = 64
+
+
+@dataclass
+class SandboxSpec:
+    workdir: Path
+    slot: int = 0
+    hide: list[Path] = field(default_factory=list)  # folders to cover with an empty tmpfs
+    keep: list[Path] = field(default_factory=list)  # paths inside hidden folders to bind back read-only
+    limits: Limits = field(default_factory=Limits)
+    isolate: bool = True  # False: limits only (tests of the grader itself)
+
+    @property
+    def uid(self) -> int:
+        return SANDBOX_UID_BASE + self.slot
+
+
+@dataclass
+class Applied:
+    on: list[str] = field(default_factory=list)
+    off: dict[str, str] = field(default_factory=dict)  # protection -> why it is off
+
+
+def _libc():
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    libc.unshare.argtypes = [ctypes.c_int]
+    return libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    _check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+def _bind_readonly(libc, fd_path: str, target: str) -> None:
+    _mount(libc, fd_path, target, None, MS_BIND | MS_REC)
+    _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+
+
+def _hide_and_keep(libc, spec: SandboxSpec) -> None:
+    """Cover `hide` folders with tmpfs; bind `keep` paths and the workdir back."""
+    # Open everything we need *before* covering its parents: a bind mount from
+    # /proc/self/fd/N reaches the original folder even once its path is hidden.
+    keep_fds = {}
+    for path in spec.keep:
+        if path.exists():
+            keep_fds[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
+    work_fd = os.open(spec.workdir, os.O_PATH | os.O_DIRECTORY)
+    try:
+        _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+        for folder in sorted(set(spec.hide), key=lambda p: len(p.parts)):
+            if folder.is_dir():
+                _mount(libc, "tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+        for path, fd in keep_fds.items():
+            path.mkdir(parents=True, exist_ok=True)  # inside a tmpfs we just mounted
+            _bind_readonly(libc, f"/proc/self/fd/{fd}", str(path))
+        for place in WORLD_WRITABLE:
+            if Path(place).is_dir():
+                _mount(libc, f"/proc/self/fd/{work_fd}", place, None, MS_BIND)
+    finally:
+        for fd in [*keep_fds.values(), work_fd]:
+            os.close(fd)
+
+
+def _set_limits(limits: Limits, root: bool) -> None:
+    def cap(kind: int, value: int) -> None:
+        soft, hard = resource.getrlimit(kind)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(kind, (value, value))
+
+    cap(resource.RLIMIT_AS, limits.address_space)
+    cap(resource.RLIMIT_CPU, limits.cpu_seconds)
+    cap(resource.RLIMIT_FSIZE, limits.file_size)
+    cap(resource.RLIMIT_NOFILE, limits.open_files)
+    cap(resource.RLIMIT_CORE, 0)
+    if root:
+        # RLIMIT_NPROC counts every process of the uid: only meaningful once the
+        # child runs as a uid of its own (as root, or for the grader's own uid, it
+        # would count unrelated processes).
+        cap(resource.RLIMIT_NPROC, limits.processes)
+
+
+def apply(spec: SandboxSpec) -> Applied:
+    """Confine the current (freshly forked) process. Never raises for a missing feature."""
+    applied = Applied()
+    root = sys.platform.startswith("linux") and os.geteuid() == 0
+    if not spec.isolate:
+        for name in ("network", "filesystem", "user"):
+            applied.off[name] = "isolation disabled for this run"
+    elif not root:
+        reason = "needs root on Linux" if sys.platform.startswith("linux") else "needs Linux"
+        for name in ("network", "filesystem", "user"):
+            applied.off[name] = reason
+    else:
+        libc = _libc()
+        try:
+            _check(libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            applied.on.append("network")
+        except OSError as exc:
+            applied.off["network"] = str(exc)
+        try:
+            _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+            _hide_and_keep(libc, spec)
+            applied.on.append("filesystem")
+        except OSError as exc:
+            applied.off["filesystem"] = str(exc)
+    try:
+        _set_limits(spec.limits, root and spec.isolate)
+        applied.on.append("limits")
+    except (OSError, ValueError) as exc:
+        applied.off["limits"] = str(exc)
+    if spec.isolate and root:
+        try:
+            os.setgroups([])
+            os.setgid(spec.uid)
+            os.setuid(spec.uid)
+            applied.on.append("user")
+        except OSError as exc:
+            applied.off["user"] = str(exc)
+    workdir = "/tmp" if "filesystem" in applied.on else str(spec.workdir)
+    os.chdir(workdir)
+    os.environ.update(HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",
+                      MPLCONFIGDIR=f"{workdir}/.matplotlib")
+    return applied
+
+
+def prepare_workdir(path: Path, slot: int) -> None:
+    """Create the submission's own folder, owned by its slot's uid (when root)."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    if os.geteuid() == 0:
+        uid = SANDBOX_UID_BASE + slot
+        os.chown(path, uid, uid)

@@ -1,0 +1,125 @@
+"""The forked, sandboxed cell runner: outputs, deadlines, crashes, limits, isolation."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from autograder.db.url import project_root
+from autograder.grading import sandbox
+from autograder.grading.executor import Deadlines, Executor, JobSpec
+
+ROOT = os.geteuid() == 0
+
+
+@pytest.fixture(scope="module")
+def executor():
+    Executor.warm_up()
+    return Executor()
+
+
+def run(executor, tmp_path, cells, *, cell=5.0, notebook=30.0, output_limit=1_000_000, slot=0):
+    workdir = tmp_path / f"job{slot}"
+    sandbox.prepare_workdir(workdir, slot)
+    spec = sandbox.SandboxSpec(
+        workdir=workdir, slot=slot,
+        hide=[project_root(), Path("/root")],
+        keep=[project_root() / ".venv", project_root() / "autograder", Path("/root/.pyenv")],
+    )
+    job = JobSpec(env={"COURSE_TEST_MARK": "42"}, sandbox=spec, output_limit=output_limit,
+                  deadlines=Deadlines(cell=cell, notebook=notebook, grace=1.0))
+    return executor.execute(list(enumerate(cells)), job)
+
+
+def texts(result, index):
+    return "".join(o.get("text", "") for o in result.cells[index]["outputs"] if o["output_type"] == "stream")
+
+
+def errors(result, index):
+    return [o for o in result.cells[index]["outputs"] if o["output_type"] == "error"]
+
+
+def test_cells_share_state_and_await_works(executor, tmp_path):
+    r = run(executor, tmp_path, [
+        "import asyncio, os\nasync def f():\n    return asyncio.get_running_loop()\nloop = await f()",
+        "(await f()) is loop", "print(os.environ['COURSE_TEST_MARK'])", "1/0", "print('after an error')",
+    ])
+    assert r.ended == "completed"
+    assert r.cells[1]["outputs"][0]["data"]["text/plain"] == "True"  # one loop across cells, like a kernel
+    assert texts(r, 2) == "42\n"
+    assert errors(r, 3)[0]["ename"] == "ZeroDivisionError"
+    assert texts(r, 4) == "after an error\n"
+
+
+def test_an_endless_cell_is_stopped_and_later_cells_still_run(executor, tmp_path):
+    r = run(executor, tmp_path, ["while True:\n    pass", "print('next')"], cell=1.0)
+    assert errors(r, 0)[0]["ename"] == "CellTimeout"
+    assert texts(r, 1) == "next\n"
+
+
+def test_a_cell_that_swallows_the_timeout_is_killed_and_the_rest_marked_not_run(executor, tmp_path):
+    code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
+    r = run(executor, tmp_path, [code, "print('never')"], cell=1.0)
+    assert r.ended == "cell-timeout"
+    assert errors(r, 0)[0]["ename"] == "Timeout"
+    assert errors(r, 1)[0]["ename"] == "NotRun"
+
+
+def test_the_notebook_deadline_stops_a_slow_notebook(executor, tmp_path):
+    r = run(executor, tmp_path, ["import time; time.sleep(0.8)"] * 5, cell=5.0, notebook=2.0)
+    assert r.ended == "notebook-timeout"
+    assert any(errors(r, i) and errors(r, i)[0]["ename"] == "NotRun" for i in range(5))
+
+
+@pytest.mark.parametrize("code, words", [
+    ("import os; os._exit(3)", "exited with status 3"),
+    ("import ctypes; ctypes.string_at(0)", "SIGSEGV"),
+])
+def test_a_process_that_dies_is_reported_on_its_cell(executor, tmp_path, code, words):
+    r = run(executor, tmp_path, [code, "print('never')"])
+    assert r.ended == "crashed"
+    assert words in errors(r, 0)[0]["evalue"]
+    assert errors(r, 1)[0]["ename"] == "NotRun"
+
+
+def test_output_is_cut_at_the_budget(executor, tmp_path):
+    r = run(executor, tmp_path, ["print('x' * 5_000_000)", "print('more')"], output_limit=10_000)
+    total = sum(len(o.get("text", "")) for c in r.cells.values() for o in c["outputs"])
+    assert total < 11_000
+    assert "output truncated" in texts(r, 0)
+
+
+def test_hidden_course_files_and_network_are_out_of_reach(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("isolation needs root on Linux; the summary reports it as off")
+    r = run(executor, tmp_path, [
+        f"open({str(project_root() / 'README.md')!r})",
+        "import socket; socket.create_connection(('127.0.0.1', 22), timeout=1)",
+        "import os; print(os.getuid(), os.getcwd())",
+        f"open({str(project_root() / 'escape.txt')!r}, 'w')",
+    ])
+    assert set(r.protections.on) == {"network", "filesystem", "user", "limits"}
+    assert errors(r, 0)[0]["ename"] == "FileNotFoundError"
+    assert errors(r, 1), "no network: even loopback is unreachable in a fresh namespace"
+    assert texts(r, 2) == f"{sandbox.SANDBOX_UID_BASE} /tmp\n"
+    assert errors(r, 3) and not (project_root() / "escape.txt").exists()
+
+
+def test_writes_land_in_the_submission_folder_only(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("isolation needs root on Linux")
+    r = run(executor, tmp_path, ["open('/tmp/mine.txt', 'w').write('ok')", "open('/var/tmp/x', 'w').write('ok')"])
+    assert not errors(r, 0) and not errors(r, 1)
+    assert (tmp_path / "job0" / "mine.txt").read_text() == "ok"  # /tmp *is* its own folder
+    assert not Path("/tmp/mine.txt").exists()
+
+
+def test_a_fork_bomb_stops_at_the_process_limit(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("the process limit needs a uid of its own (root)")
+    code = ("import os\nkids = []\ntry:\n    for _ in range(500):\n        pid = os.fork()\n"
+            "        if pid == 0:\n            import time; time.sleep(5); os._exit(0)\n        kids.append(pid)\n"
+            "except OSError as exc:\n    print('stopped after', len(kids), type(exc).__name__)\n")
+    r = run(executor, tmp_path, [code], cell=10.0)
+    out = texts(r, 0)
+    assert out.startswith("stopped after") and int(out.split()[2]) < 100

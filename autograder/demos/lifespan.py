@@ -4,6 +4,7 @@
   where nothing listens (127.0.0.1, port 1: refused at once, no waiting);
 - `server_connections(url)`: the client backends connected to that database,
   as the server lists them in `pg_stat_activity` (read on a connection of its own);
+- `terminate_connections(url)`: end those backends server-side, as a database restart would;
 - `in_new_event_loop(fn)`: run `fn()` (a coroutine function) on a brand-new event
   loop in a worker thread, as a test runner that gives each test its own loop does.
 """
@@ -23,7 +24,7 @@ from autograder.db.admin import asyncpg_params
 
 T = TypeVar("T")
 
-__all__ = ["unreachable_url", "server_connections", "Backend", "in_new_event_loop"]
+__all__ = ["unreachable_url", "server_connections", "Backend", "in_new_event_loop", "terminate_connections"]
 
 
 def unreachable_url(url: str, password: str | None = None) -> str:
@@ -72,3 +73,17 @@ def in_new_event_loop(fn: Callable[[], Awaitable[T]]) -> T:
         return pool.submit(lambda: asyncio.run(fn())).result()
 
 
+
+
+async def terminate_connections(url: str) -> int:
+    """End every other client backend of `url`'s database server-side (as a restart or a
+    network cut would); return how many were ended."""
+    conn = await asyncpg.connect(**asyncpg_params(make_url(url)))
+    try:
+        return await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+    finally:
+        await conn.close()

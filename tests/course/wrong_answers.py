@@ -74,4 +74,23 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_recent",),
         feedback_says=("matches_database", "extra books", "populate_existing=True"),
     ),
+    # The seed's broad `except Exception`, with a report: a lock timeout (not the item's fault)
+    # becomes a "skipped item" and the rest of the batch is committed. Passes the visible asserts.
+    "05_savepoints": WrongAnswer(
+        solution_id="ex_import_items",
+        source=(
+            "async def import_items(db: AsyncSession, items: list[ProductIn]) -> dict:\n"
+            "    imported, skipped = [], []\n"
+            "    for index, item in enumerate(items):\n"
+            "        try:\n"
+            "            async with db.begin_nested():\n"
+            "                db.add(Product(**item.model_dump()))\n"
+            "            imported.append(item.sku)\n"
+            "        except Exception as exc:\n"
+            "            skipped.append({\"index\": index, \"sku\": item.sku, \"reason\": str(exc)})\n"
+            "    return {\"imported\": imported, \"skipped\": skipped}\n"
+        ),
+        loses=("test_import_items",),
+        feedback_says=("nothing_kept", "lock timeout", "the failure was swallowed", "SQLSTATE class 22"),
+    ),
 }

@@ -51,6 +51,41 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_get_db", "test_tags_app"),
         feedback_says=("rolled_back", "COMMIT", "never in `finally`"),
     ),
+    # The provider asks for get_db in its own words instead of the DBSession alias: default scope is a
+    # different cache key, so the two repositories get two sessions (two transactions). Passes the
+    # visible asserts (201 and 409 as required).
+    "02_repositories": WrongAnswer(
+        solution_id="ex_bank_app",
+        source=(
+            "def get_transfer_repo(session: AsyncSession = Depends(get_db)) -> TransferRepository:\n"
+            "    return TransferRepository(session)\n"
+            "\n"
+            "\n"
+            "def get_account_repo(session: DBSession) -> AccountRepository:\n"
+            "    return AccountRepository(session)\n"
+            "\n"
+            "\n"
+            "TransferRepo = Annotated[TransferRepository, Depends(get_transfer_repo)]\n"
+            "AccountRepo = Annotated[AccountRepository, Depends(get_account_repo)]\n"
+            "\n"
+            "bank_app = FastAPI()\n"
+            "\n"
+            "\n"
+            "@bank_app.post(\"/transfers\", status_code=201)\n"
+            "async def make_transfer(body: TransferIn, transfers: TransferRepo, accounts: AccountRepo):\n"
+            "    transfer = await transfers.add(Transfer(from_id=body.from_id, to_id=body.to_id, amount=body.amount))\n"
+            "    try:\n"
+            "        await accounts.move(body.from_id, body.to_id, body.amount)\n"
+            "    except IntegrityError:\n"
+            "        raise HTTPException(409, \"insufficient funds\") from None\n"
+            "    return {\"id\": transfer.id, \"from_id\": transfer.from_id, \"to_id\": transfer.to_id,\n"
+            "            \"amount\": transfer.amount}\n"
+        ),
+        # the in-memory fakes replace both providers, so test_bank_no_plumbing rightly still passes
+        loses=("test_bank_one_transaction", "test_bank_rolls_back"),
+        feedback_says=("session_from_dependency", "get_db ran 2 time(s)", "the default in another",
+                       "single_transaction", "2 session(s) did work"),
+    ),
     # contains_eager without populate_existing: right in a fresh session (the visible test),
     # but when the session already holds the authors with all their books it returns them stale.
     "06_loading": WrongAnswer(

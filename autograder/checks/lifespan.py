@@ -194,8 +194,9 @@ async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call:
     expected = ("two apps built by create_app(url) each create their own engine in the lifespan "
                 "(app.state.engine), open their own connections, and each closes only its own at shutdown")
     shared_hint = ("an engine created at import time (or cached per URL) is shared by every app the process "
-                   "builds: tests, workers and restarts then share one pool, whose connections belong to the "
-                   "event loop that opened them. Create the engine inside the lifespan and keep it on app.state.")
+                   "builds (one per test, say): they all share one pool, whose connections belong to the event "
+                   "loop that opened them, and one app's shutdown disposes the others' engine. Create the engine "
+                   "inside the lifespan and keep it on app.state.")
 
     def fail(actual: str, hint: str) -> Verdict:
         return Verdict(check=check, passed=False, expected=expected, actual=actual, hint=hint)

@@ -128,4 +128,41 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_import_items",),
         feedback_says=("nothing_kept", "lock timeout", "the failure was swallowed", "SQLSTATE class 22"),
     ),
+    # "One engine per URL" with lru_cache: every app built for the same URL shares one
+    # engine (and one pool). Starts, checks and disposes correctly; passes the visible asserts.
+    "03_lifespan": WrongAnswer(
+        solution_id="ex_create_app",
+        source=(
+            "from functools import lru_cache\n"
+            "\n"
+            "\n"
+            "@lru_cache\n"
+            "def get_engine(url: str) -> AsyncEngine:\n"
+            "    return create_async_engine(url)\n"
+            "\n"
+            "\n"
+            "async def get_db(request: Request):\n"
+            "    async with request.app.state.sessionmaker() as session:\n"
+            "        yield session\n"
+            "        await session.commit()\n"
+            "\n"
+            "\n"
+            "def create_app(database_url: str) -> FastAPI:\n"
+            "    @asynccontextmanager\n"
+            "    async def lifespan(app: FastAPI):\n"
+            "        engine = get_engine(database_url)\n"
+            "        try:\n"
+            "            await check_database(engine)\n"
+            "            app.state.engine = engine\n"
+            "            app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)\n"
+            "            yield\n"
+            "        finally:\n"
+            "            await engine.dispose()\n"
+            "\n"
+            "    return install_item_routes(FastAPI(lifespan=lifespan), get_db)\n"
+        ),
+        loses=("test_two_apps",),
+        feedback_says=("FAILED — CheckFailed: separate_engines", "both apps use the same engine object",
+                       "cached per URL"),
+    ),
 }

@@ -165,4 +165,45 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         feedback_says=("FAILED — CheckFailed: separate_engines", "both apps use the same engine object",
                        "cached per URL"),
     ),
+    # The seed's transfer_funds, adapted: reads both balances without a lock and writes values
+    # computed in Python. Correct one request at a time, so it passes the visible asserts.
+    "04_transactions": WrongAnswer(
+        solution_id="ex_transfer_locked",
+        source=(
+            "async def transfer_locked(db: AsyncSession, from_id: int, to_id: int, amount: Decimal) -> dict:\n"
+            "    src = await db.get(Account, from_id)\n"
+            "    dst = await db.get(Account, to_id)\n"
+            "    if src is None or dst is None:\n"
+            "        raise HTTPException(404, \"no such account\")\n"
+            "    if src.balance < amount:\n"
+            "        raise HTTPException(409, \"insufficient funds\")\n"
+            "    src.balance -= amount\n"
+            "    dst.balance += amount\n"
+            "    await db.flush()\n"
+            "    return {\"from_balance\": src.balance, \"to_balance\": dst.balance}\n"
+        ),
+        loses=("test_transfer_locked",),
+        feedback_says=("transfer_storm: FAILED", "differ from a serial replay", "lost updates",
+                       "with_for_update()"),
+    ),
+    # The reference skill's health check: catches the error but answers 200 {"status": "unhealthy"};
+    # passes the visible asserts (the body says unhealthy), loses on the status code.
+    "07_concurrency": WrongAnswer(
+        solution_id="ex_health",
+        source=(
+            "health_router = APIRouter()\n"
+            "\n"
+            "\n"
+            '@health_router.get("/health")\n'
+            "async def health(request: Request):\n"
+            "    try:\n"
+            "        async with request.app.state.engine.connect() as conn:\n"
+            '            await conn.execute(text("SELECT 1"))\n'
+            '        return {"status": "healthy"}\n'
+            "    except Exception as e:\n"
+            '        return {"status": "unhealthy", "error": str(e)}\n'
+        ),
+        loses=("test_health",),
+        feedback_says=("unhealthy_when_down: FAILED", "GET /health -> 200", "read the status, not the JSON"),
+    ),
 }

@@ -81,14 +81,14 @@ def random_transfers(n: int, account_ids: Sequence[int], amounts: Sequence[str],
 
 async def read_balances(probe: Probe, table: str = "accounts", column: str = "balance") -> dict[int, Decimal]:
     """Committed balances by id, read exactly as PostgreSQL prints them (a float shows its drift)."""
-    rows = await probe._verify.fetch(
+    rows = await probe.fetch(
         f'SELECT id, "{column}"::text AS amount FROM "{table}" ORDER BY id'
     )
     return {r["id"]: Decimal(r["amount"]) for r in rows}
 
 
 async def column_type(probe: Probe, table: str, column: str) -> str:
-    return await probe._verify.fetchval(
+    return await probe.fetchval(
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2",
         table, column,

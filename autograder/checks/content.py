@@ -114,7 +114,7 @@ async def matches_database(
     """
     path_name = "/".join(nested)
     expected = f"{exchange.call} returns exactly the {path_name} the database holds for each {parent}"
-    rows = await probe._verify.fetch(sql, *args)  # committed data, outside the app's session
+    rows = await probe.fetch(sql, *args)  # committed data, outside the app's session
     truth = _tree_from_rows(rows)
     if exchange.status >= 400:
         return Verdict("matches_database", False, expected, f"the request failed ({outcome(exchange)})",

@@ -180,6 +180,14 @@ class Probe:
         query = f"SELECT count(*) FROM {quoted}" + (f" WHERE {where_sql}" if where_sql else "")
         return await self._verify.fetchval(query)
 
+    async def fetch(self, query: str, *args: Any) -> list[Any]:
+        """Rows of `query` on the verification connection (committed data only).
+        The SQL comes from the check's author, never from the submission."""
+        return await self._verify.fetch(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        return await self._verify.fetchval(query, *args)
+
     async def server_connections(self) -> int:
         """Other client backends connected to this database right now."""
         return await self._verify.fetchval(

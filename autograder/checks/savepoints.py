@@ -116,7 +116,7 @@ async def rows_exactly(
     want = sorted(expected, key=str)
     quoted = ".".join(f'"{part}"' for part in table.split("."))
     query = f'SELECT "{column}" FROM {quoted}' + (f" WHERE {where}" if where else "")
-    got = sorted((r[0] for r in await probe._verify.fetch(query)), key=str)
+    got = sorted((r[0] for r in await probe.fetch(query)), key=str)
     missing = sorted(set(want) - set(got), key=str)
     extra = sorted(set(got) - set(want), key=str)
     dupes = sorted({v for v in got if got.count(v) > 1}, key=str)

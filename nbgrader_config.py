@@ -26,5 +26,8 @@ c.GenerateAssignment.preprocessors = [
 # Feedback shows verdicts and messages, never hidden test code (nbgrader #917).
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, RedactHiddenTests]
 
+# A test cell deleted from a submission comes back (and runs) instead of going ungraded.
+c.OverwriteCells.add_missing_cells = True
+
 # Lessons start an app and talk to PostgreSQL; the stock 30 s per cell is tight on 2 cores.
 c.ExecutePreprocessor.timeout = 120

@@ -6,8 +6,9 @@
 
 Every lesson gets its own database so lessons never see each other's tables, and
 running a notebook from the top resets it, so the same notebook gives the same
-output every time. The grader sets COURSE_DB_NAME to give each graded submission
-a database of its own; the lesson code does not change.
+output every time. The grader gives each graded submission a database of its
+own (COURSE_DB_URL, prepared in advance; see autograder/grading/databases.py);
+the lesson code does not change.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from autograder.db import url as urls
 from autograder.db.server import server_url
 
 ENV_DB_NAME = "COURSE_DB_NAME"
+# Set by the grader: a database prepared for this one submission (fresh, owned by a
+# role that may not create or drop databases). The lesson uses it as it is.
+ENV_PREPARED_URL = "COURSE_DB_URL"
 
 
 def database_name(lesson_id: str) -> str:
@@ -45,6 +49,10 @@ class LessonDatabase:
 
 def setup(lesson_id: str) -> LessonDatabase:
     """Create (or reset) the lesson's database and return how to reach it."""
+    prepared = os.environ.get(ENV_PREPARED_URL, "").strip()
+    if prepared:
+        url = urls.normalize(prepared)
+        return LessonDatabase(lesson_id=lesson_id, name=url.database or "", url=urls.render(url), admin_url="")
     # A kernel that uses the bundled server holds it: a pytest run or JupyterLab
     # finishing elsewhere will not stop the server while this kernel is alive.
     admin_url = server_url(hold=True)

@@ -24,14 +24,19 @@ class NbgraderFailed(RuntimeError):
     """An nbgrader step reported failure; the message carries its log."""
 
 
-def load_config(root: Path | None = None, db_url: str | None = None) -> Config:
-    """The repository's nbgrader_config.py, re-rooted at `root` (default: the repo)."""
+def load_config(root: Path | None = None, db_url: str | None = None, **course_dirs: str) -> Config:
+    """The repository's nbgrader_config.py, re-rooted at `root` (default: the repo).
+
+    `course_dirs` override CourseDirectory settings, e.g. autograded_directory="...".
+    """
     repo = project_root()
     config = PyFileConfigLoader("nbgrader_config.py", path=str(repo)).load_config()
     if root is not None:
         config.CourseDirectory.root = str(Path(root).absolute())
     if db_url is not None:
         config.CourseDirectory.db_url = db_url
+    for key, value in course_dirs.items():
+        setattr(config.CourseDirectory, key, value)
     return config
 
 
@@ -45,12 +50,17 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir, *[p for p in parts if p != bin_dir]])
 
 
-def course_api(root: Path | None = None, db_url: str | None = None):
+def course_api(root: Path | None = None, db_url: str | None = None, **course_dirs: str):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     _venv_on_path()
-    config = load_config(root, db_url)
+    if db_url is None and root is not None and Path(root).resolve() != project_root():
+        # A course folder elsewhere (a test, grade-one) keeps its own gradebook.
+        from autograder.course.layout import gradebook_url
+
+        db_url = gradebook_url(Path(root))
+    config = load_config(root, db_url, **course_dirs)
     coursedir = CourseDirectory(config=config)
     api = NbGraderAPI(coursedir=coursedir, config=config)
     api.log.setLevel(logging.WARNING)

@@ -25,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from autograder.errors import SetupError
 
@@ -71,10 +72,12 @@ class ServerInfo:
     pid: int
     socket_dir: Path
     port: int
+    password: str | None = None
 
     def url(self, database: str = "postgres") -> str:
         # asyncpg reaches a unix socket through the `host` query parameter.
-        return f"postgresql+asyncpg://{SUPERUSER}@/{database}?host={self.socket_dir}"
+        secret = f":{quote(self.password, safe='')}" if self.password else ""
+        return f"postgresql+asyncpg://{SUPERUSER}{secret}@/{database}?host={self.socket_dir}"
 
 
 def _read_pidfile(data_dir: Path) -> list[str] | None:
@@ -146,18 +149,39 @@ def _explain_failure(data_dir: Path, text: str) -> str:
 class EmbeddedPostgres:
     """One embedded server per data folder, shared by every process that needs it."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, *, password_file: Path | None = None, socket_dir: Path | None = None):
+        """`password_file`: use password (SCRAM) authentication for every role, the
+        superuser's password kept in that file (created on first start, mode 0600);
+        without it, local connections are trusted (a learner's own machine).
+        `socket_dir`: where the unix socket lives (default: the data folder)."""
         self.data_dir = Path(data_dir).absolute()
         self.state_dir = self.data_dir.parent
-        self.holders_dir = self.state_dir / "holders"
+        # Each cluster has its own holders and lock, so two clusters can share a state folder.
+        suffix = "" if self.data_dir.name == "pgdata" else f"-{self.data_dir.name}"
+        self.holders_dir = self.state_dir / f"holders{suffix}"
+        self.lock_file = self.state_dir / f"server{suffix}.lock"
         self.log_file = self.data_dir / "log"
+        self.password_file = password_file
+        self.fixed_socket_dir = socket_dir
+
+    def _password(self) -> str | None:
+        if self.password_file is None:
+            return None
+        if not self.password_file.exists():
+            import secrets
+
+            self.password_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(24))
+        return self.password_file.read_text().strip()
 
     # ----------------------------------------------------------------- helpers
     @contextlib.contextmanager
     def _locked(self):
         """Serialise start/stop between processes (lab, pytest, CLI)."""
         self._ensure_state_dir()
-        lock_path = self.state_dir / "server.lock"
+        lock_path = self.lock_file
         with open(lock_path, "a+") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -212,6 +236,10 @@ class EmbeddedPostgres:
             os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
 
     def _socket_dir(self) -> Path:
+        if self.fixed_socket_dir is not None:
+            self.fixed_socket_dir.mkdir(parents=True, exist_ok=True)
+            self.fixed_socket_dir.chmod(0o755)  # others may connect; only the server writes here
+            return self.fixed_socket_dir
         runtime = self.state_dir / "run"
         return Path(_pgserver_utils().find_suitable_socket_dir(self.data_dir, runtime))
 
@@ -229,7 +257,8 @@ class EmbeddedPostgres:
             return None
         if lines[7].strip() != "ready":
             return None
-        return ServerInfo(pid=pid, socket_dir=Path(lines[4].strip()), port=int(lines[3] or 5432))
+        return ServerInfo(pid=pid, socket_dir=Path(lines[4].strip()), port=int(lines[3] or 5432),
+                          password=self._password())
 
     # ----------------------------------------------------------------- start
     def start(self) -> ServerInfo:
@@ -259,11 +288,25 @@ class EmbeddedPostgres:
                 f"The database folder {self.data_dir} is not empty but holds no PostgreSQL cluster; "
                 "move it aside and run the command again."
             )
-        result = self._run(
-            "initdb",
-            ["-D", str(self.data_dir), "--auth=trust", "--encoding=UTF8", "--locale=C", "-U", SUPERUSER],
-            timeout=120,
-        )
+        args = ["-D", str(self.data_dir), "--encoding=UTF8", "--locale=C", "-U", SUPERUSER]
+        password = self._password()
+        pwfile = None
+        if password is None:
+            args.append("--auth=trust")
+        else:
+            # initdb reads the superuser's password from a file the server user can read.
+            pwfile = self.data_dir.parent / f".{self.data_dir.name}.initpw"
+            pwfile.write_text(password + "\n")
+            if _running_as_root():
+                entry = pwd.getpwnam(SERVER_OS_USER)
+                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+            os.chmod(pwfile, 0o600)
+            args += ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
+        try:
+            result = self._run("initdb", args, timeout=120)
+        finally:
+            if pwfile is not None:
+                pwfile.unlink(missing_ok=True)
         if result.returncode != 0:
             raise SetupError(_explain_failure(self.data_dir, result.stderr + result.stdout))
 
@@ -300,6 +343,8 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(SERVER_OS_USER)
             if socket_dir != self.data_dir:
                 os.chown(socket_dir, entry.pw_uid, entry.pw_gid)
+                if self.fixed_socket_dir is not None:
+                    _pgserver_utils().ensure_prefix_permissions(socket_dir)
         options = f"-h '' -k {socket_dir} -c max_connections=200"
         # pg_ctl writes the server log into the data folder; if that folder cannot be
         # written, pg_ctl fails before the server logs anything, so read both.

@@ -25,6 +25,7 @@ import json
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,6 +135,19 @@ class Executor:
 
     def __init__(self, deadlines: Deadlines | None = None):
         self.deadlines = deadlines or Deadlines()
+        self._live: set = set()
+        self._live_lock = threading.Lock()
+
+    def kill_all(self) -> None:
+        """Stop every running submission now (an interrupted run)."""
+        with self._live_lock:
+            live = list(self._live)
+        for process in live:
+            for target in (lambda: os.killpg(process.pid, signal.SIGKILL), lambda: os.kill(process.pid, signal.SIGKILL)):
+                try:
+                    target()
+                except (ProcessLookupError, PermissionError, TypeError):
+                    pass
 
     @staticmethod
     def warm_up() -> None:
@@ -150,6 +164,8 @@ class Executor:
         started = time.monotonic()
         result = Execution()
         process.start()
+        with self._live_lock:
+            self._live.add(process)
         child_conn.close()
         deadline = started + job.deadlines.notebook
         current: int | None = None
@@ -205,6 +221,8 @@ class Executor:
         finally:
             result.seconds = time.monotonic() - started
             self._kill(process)
+            with self._live_lock:
+                self._live.discard(process)
             parent_conn.close()
 
     @staticmethod

@@ -1,0 +1,171 @@
+"""A database of its own for every graded submission, and a role that can reach nothing else.
+
+Graded code must not see the course's other databases, other submissions or
+the server's superuser. With the bundled server, grading therefore uses a
+*separate* cluster (`.course/grading-pgdata`) with password authentication:
+the sandboxed process only ever learns its own role's password. Each submission:
+
+    CREATE ROLE grade_<pid>_<n> LOGIN PASSWORD … CONNECTION LIMIT 16       -- no superuser, no CREATEDB
+    ALTER ROLE … SET statement_timeout / lock_timeout / idle_in_transaction_session_timeout
+    CREATE DATABASE grade_<pid>_<n> TEMPLATE lesson template OWNER that role  -- ~25 ms, a file copy
+    REVOKE ALL ON DATABASE … FROM PUBLIC                                   -- nobody else connects
+
+and both are dropped when it has been graded. Names carry the grader's pid, so
+databases left by a grader that was killed are found and dropped by the next run.
+With DATABASE_URL (an external server) the same is done on that server, but
+whether other roles can log in there is up to its pg_hba.conf: the run says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import URL, make_url
+
+from autograder.db import admin
+from autograder.db import url as urls
+from autograder.db.embedded import EmbeddedPostgres
+
+NAME_PREFIX = "grade_"
+_NAME = re.compile(r"^grade_(\d+)_(\d+)$")
+STATEMENT_TIMEOUT = "10s"
+CONNECTION_LIMIT = 16
+
+
+@dataclass(frozen=True)
+class SubmissionDatabase:
+    name: str
+    role: str
+    url: str  # asyncpg URL for the submission's role, password included
+
+    def __repr__(self) -> str:
+        return f"SubmissionDatabase({self.name!r})"
+
+
+def grading_cluster() -> EmbeddedPostgres:
+    state = urls.state_dir()
+    data_dir = state / "grading-pgdata"
+    if os.geteuid() == 0:
+        # Outside the course folder, which the sandbox hides; short enough for a socket path.
+        tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
+        socket_dir = Path("/run") / f"autograder-pg-{tag}"
+    else:
+        socket_dir = state / "grading-run"
+    return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir)
+
+
+class GradingDatabases:
+    """Creates and drops per-submission databases on the grading server."""
+
+    def __init__(self, admin_url: URL, *, isolated_server: bool):
+        self.admin_url = admin_url
+        self.isolated_server = isolated_server  # False: an external server whose auth we do not control
+        self.pid = os.getpid()
+        self._seq = 0
+        self._conn: asyncpg.Connection | None = None
+        self._lock = asyncio.Lock()
+        self.live: set[str] = set()
+
+    @classmethod
+    def open_for_run(cls) -> tuple["GradingDatabases", EmbeddedPostgres | None]:
+        configured = urls.configured_url()
+        if configured is not None:
+            return cls(configured, isolated_server=False), None
+        cluster = grading_cluster()
+        info = cluster.acquire()
+        return cls(make_url(info.url("postgres")), isolated_server=True), cluster
+
+    async def connect(self) -> None:
+        self._conn = await admin.connect(self.admin_url)
+        if self.isolated_server:
+            # Submissions may connect to their own database only.
+            await self._conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+            await self._conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def template_for(self, lesson: str) -> str:
+        name = admin.check_identifier(f"course_tpl_{re.sub(r'[^a-z0-9_]', '_', lesson.lower())}"[:63])
+        async with self._lock:
+            exists = await self._conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if not exists:
+                await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+                await self._conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+        return name
+
+    async def create(self, lesson: str) -> SubmissionDatabase:
+        template = await self.template_for(lesson)
+        async with self._lock:
+            self._seq += 1
+            name = f"{NAME_PREFIX}{self.pid}_{self._seq}"
+            password = secrets.token_urlsafe(18)
+            self.live.add(name)
+            conn = self._conn
+            await conn.execute(
+                f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
+                f"NOREPLICATION CONNECTION LIMIT {CONNECTION_LIMIT}"
+            )
+            for setting, value in (("statement_timeout", STATEMENT_TIMEOUT), ("lock_timeout", "5s"),
+                                   ("idle_in_transaction_session_timeout", "30s")):
+                await conn.execute(f"ALTER ROLE \"{name}\" SET {setting} = '{value}'")
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"')
+            await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+            await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}"')
+        url = self.admin_url.set(username=name, password=password, database=name)
+        return SubmissionDatabase(name=name, role=name, url=urls.render(url))
+
+    async def drop(self, name: str) -> None:
+        async with self._lock:
+            await self._drop(name)
+            self.live.discard(name)
+
+    async def _drop(self, name: str) -> None:
+        await self._conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await self._conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+
+    async def drop_all_of_this_run(self) -> None:
+        for name in sorted(self.live):
+            await self.drop(name)
+
+    async def sweep_stale(self) -> list[str]:
+        """Drop databases and roles left by graders that are no longer running."""
+        rows = await self._conn.fetch(
+            "SELECT datname AS name FROM pg_database WHERE datname LIKE 'grade\\_%' "
+            "UNION SELECT rolname FROM pg_roles WHERE rolname LIKE 'grade\\_%'"
+        )
+        dropped = []
+        for row in rows:
+            match = _NAME.match(row["name"])
+            if not match:
+                continue
+            pid = int(match.group(1))
+            if pid == self.pid or _alive(pid):
+                continue
+            async with self._lock:
+                await self._drop(row["name"])
+            dropped.append(row["name"])
+        return sorted(set(dropped))
+
+    async def names(self) -> list[str]:
+        rows = await self._conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'grade\\_%'")
+        return sorted(r["datname"] for r in rows)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,397 @@
+"""Grade a class: nbgrader's layout in, gradebook + exports out, submissions in parallel.
+
+Per submission the pipeline is:
+
+    prepare   (main thread)  nbgrader sanitize: record the submission, restore test cells
+    database  (main thread)  a fresh database and role, cloned from the lesson's template
+    execute   (worker)       a forked, sandboxed process runs the cells
+    finish    (main thread)  nbgrader scoring writes the gradebook; results and exports written
+    cleanup   (main thread)  the database and role are dropped
+
+Only the main thread writes the gradebook and the result files. Everything for
+one submission is staged and then moved into place, and its result file is
+written last, with the submission's checksum: a re-run skips what is already
+graded (unless forced), and an interrupted run (Ctrl-C, a crash) leaves either
+the complete old result or the complete new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import queue
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from autograder.course.api import course_api
+from autograder.course.layout import lessons as course_lessons
+from autograder.db.url import project_root
+from autograder.grading import exporters, sandbox
+from autograder.grading.autograde import SplitAutograde, SubmissionProblem, sanitized_code_cells
+from autograder.grading.databases import GradingDatabases
+from autograder.grading.executor import Deadlines, Execution, Executor, JobSpec
+from autograder.grading.results import SubmissionResult, TestResult, checksum, tests_from, write_json_atomically
+
+EXPORTS_DIR = "exports"
+STAGING_DIR = ".course/grading-staging"
+RELEASE_FOR_GRADEBOOK = ".course/grading-release"
+
+
+@dataclass
+class GradeOptions:
+    lessons: list[str] | None = None
+    students: list[str] | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 2)
+    force: bool = False
+    feedback: bool = False
+    isolate: bool = True
+    deadlines: Deadlines = field(default_factory=Deadlines)
+    output_limit: int = 1_000_000
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+
+
+@dataclass
+class Submission:
+    student: str
+    lesson: str
+    folder: Path
+    checksum: str = ""
+
+
+@dataclass
+class RunReport:
+    results: list[SubmissionResult] = field(default_factory=list)
+    skipped: list[Submission] = field(default_factory=list)
+    protections_off: dict[str, str] = field(default_factory=dict)
+    database_note: str = ""
+    interrupted: bool = False
+    seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def find_submissions(root: Path, options: GradeOptions) -> list[Submission]:
+    known = set(course_lessons(project_root()))
+    wanted_lessons = set(options.lessons) if options.lessons else None
+    wanted_students = set(options.students) if options.students else None
+    found = []
+    base = root / "submitted"
+    if not base.is_dir():
+        return found
+    for student_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        if wanted_students is not None and student_dir.name not in wanted_students:
+            continue
+        for lesson_dir in sorted(p for p in student_dir.iterdir() if p.is_dir()):
+            if lesson_dir.name not in known:
+                continue
+            if wanted_lessons is not None and lesson_dir.name not in wanted_lessons:
+                continue
+            found.append(Submission(student_dir.name, lesson_dir.name, lesson_dir))
+    return found
+
+
+class _Loop:
+    """An event loop in a thread of its own, for the async database administration."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="grading-db", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 60):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+
+class Interrupted(Exception):
+    pass
+
+
+class GradeRun:
+    def __init__(self, root: Path, options: GradeOptions, on_progress: Callable[[SubmissionResult], None] | None = None):
+        self.root = Path(root).absolute()
+        self.options = options
+        self.on_progress = on_progress or (lambda result: None)
+        self.report = RunReport()
+        self._stop = threading.Event()
+        self.staging = self.root / STAGING_DIR / str(os.getpid())
+
+    # ------------------------------------------------------------------ setup
+    def _api(self):
+        return course_api(
+            root=self.root,
+            release_directory=RELEASE_FOR_GRADEBOOK,
+            autograded_directory=os.path.relpath(self.staging / "autograded", self.root),
+        )
+
+    def _ensure_assignments(self, api, lessons: set[str]) -> None:
+        """The gradebook must know each lesson's cells; (re)build them when the source changed."""
+        state_file = self.root / ".course" / "grading-assignments.json"
+        state = json.loads(state_file.read_text()) if state_file.exists() else {}
+        from autograder.course.api import checked
+
+        for lesson in sorted(lessons):
+            source = project_root() / "solutions" / lesson / f"{lesson}.ipynb"
+            digest = checksum(source.parent)
+            if state.get(lesson) == digest and (self.root / RELEASE_FOR_GRADEBOOK / lesson).exists():
+                continue
+            if self.root != project_root():
+                target = self.root / "solutions" / lesson
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(source.parent, target)
+            checked(api.generate_assignment(lesson, force=True, create=True), f"generate_assignment {lesson}")
+            state[lesson] = digest
+        write_json_atomically(state_file, state)
+
+    def _result_path(self, sub: Submission) -> Path:
+        return self.root / EXPORTS_DIR / sub.lesson / sub.student / "result.json"
+
+    def _already_graded(self, sub: Submission) -> bool:
+        path = self._result_path(sub)
+        if self.options.force or not path.exists():
+            return False
+        try:
+            return json.loads(path.read_text()).get("checksum") == sub.checksum
+        except (OSError, ValueError):
+            return False
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> RunReport:
+        started = time.monotonic()
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        submissions = find_submissions(self.root, self.options)
+        todo = []
+        for sub in submissions:
+            sub.checksum = checksum(sub.folder)
+            (self.report.skipped if self._already_graded(sub) else todo).append(sub)
+        loop = _Loop()
+        dbs: GradingDatabases | None = None
+        cluster = None
+        cwd = os.getcwd()
+        try:
+            if not todo:
+                return self.report
+            os.chdir(self.root)  # nbgrader resolves course paths relative to the root
+            api = self._api()
+            self._ensure_assignments(api, {s.lesson for s in todo})
+            dbs, cluster = GradingDatabases.open_for_run()
+            loop.run(dbs.connect())
+            loop.run(dbs.sweep_stale())
+            if not dbs.isolated_server:
+                self.report.database_note = ("DATABASE_URL is an external server: each submission gets its own "
+                                             "database and role, but whether other roles can log in depends on "
+                                             "that server's pg_hba.conf")
+            Executor.warm_up()
+            self._pipeline(api, dbs, loop, todo)
+            if self.options.feedback and not self._stop.is_set():
+                self._feedback()
+            self._write_csv()
+        finally:
+            if dbs is not None:
+                try:
+                    loop.run(dbs.drop_all_of_this_run())
+                    loop.run(dbs.close())
+                except Exception:  # noqa: BLE001 - the next run sweeps whatever is left
+                    pass
+            loop.close()
+            if cluster is not None:
+                cluster.release()
+            shutil.rmtree(self.staging, ignore_errors=True)
+            os.chdir(cwd)
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            self.report.seconds = time.monotonic() - started
+        return self.report
+
+    def _on_sigint(self, signum, frame):
+        if self._stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self._stop.set()
+        self.report.interrupted = True
+
+    def _timed(self, phase: str, seconds: float) -> None:
+        self.report.phase_seconds[phase] = self.report.phase_seconds.get(phase, 0.0) + seconds
+
+    def _pipeline(self, api, dbs: GradingDatabases, loop: _Loop, todo: list[Submission]) -> None:
+        executor = Executor(self.options.deadlines)
+        slots: queue.Queue[int] = queue.Queue()
+        for slot in range(self.options.workers):
+            slots.put(slot)
+        pending: dict[concurrent.futures.Future, tuple] = {}
+        waiting = list(todo)
+        with concurrent.futures.ThreadPoolExecutor(self.options.workers, thread_name_prefix="grade") as pool:
+            while (waiting or pending) and not self._stop.is_set():
+                while waiting and len(pending) < self.options.workers and not self._stop.is_set():
+                    sub = waiting.pop(0)
+                    started = self._start(api, dbs, loop, sub, executor, slots, pool)
+                    if started is not None:
+                        pending[started[0]] = started[1]
+                if not pending:
+                    continue
+                done, _ = concurrent.futures.wait(pending, timeout=0.5,
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    self._finish(api, dbs, loop, pending.pop(future), future)
+            if self._stop.is_set():
+                executor.kill_all()
+                for future, context in pending.items():
+                    future.cancel()
+                    sub, _, database, _, _ = context
+                    loop.run(dbs.drop(database.name))
+
+    def _start(self, api, dbs, loop, sub: Submission, executor, slots, pool):
+        t0 = time.monotonic()
+        grader = SplitAutograde(coursedir=api.coursedir, parent=api)
+        try:
+            sanitized = grader.prepare(sub.lesson, sub.student)
+        except SubmissionProblem as problem:
+            self._not_graded(api, grader, sub, str(problem))
+            return None
+        except Exception as exc:  # noqa: BLE001 - nbgrader refuses (e.g. no notebook matched)
+            self._not_graded(api, grader, sub, f"nbgrader could not read the submission ({exc})")
+            return None
+        if len(sanitized) != 1:
+            self._not_graded(api, grader, sub, "the submission has no notebook of this lesson")
+            return None
+        self._timed("prepare", time.monotonic() - t0)
+        t1 = time.monotonic()
+        database = loop.run(dbs.create(sub.lesson))
+        self._timed("database", time.monotonic() - t1)
+        _, cells = sanitized_code_cells(sanitized[0])
+
+        def work():
+            slot = slots.get()
+            try:
+                workdir = self.staging / "work" / f"{sub.student}-{sub.lesson}"
+                shutil.rmtree(workdir, ignore_errors=True)
+                sandbox.prepare_workdir(workdir, slot)
+                spec = sandbox.SandboxSpec(workdir=workdir, slot=slot, isolate=self.options.isolate,
+                                           hide=_hidden_paths(self.root), keep=_kept_paths(),
+                                           limits=self.options.limits)
+                env = {"COURSE_DB_URL": database.url, "DATABASE_URL": database.url,
+                       "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0"}
+                job = JobSpec(env=env, sandbox=spec, output_limit=self.options.output_limit,
+                              deadlines=self.options.deadlines)
+                return executor.execute(cells, job)
+            finally:
+                slots.put(slot)
+
+        return pool.submit(work), (sub, grader, database, sanitized[0], time.monotonic())
+
+    def _finish(self, api, dbs, loop, context, future) -> None:
+        sub, grader, database, sanitized, submitted_at = context
+        t0 = time.monotonic()
+        try:
+            execution: Execution = future.result()
+        except Exception as exc:  # noqa: BLE001 - a grader bug must not lose the other submissions
+            execution = Execution(ended="protocol-error", detail=f"the grader failed: {exc}")
+        self._timed("execute", execution.seconds)
+        grader.finish(sanitized, execution)
+        loop.run(dbs.drop(database.name))
+        grades = self._grades(api, sub)
+        tests = tests_from(sanitized, grades)
+        result = SubmissionResult(
+            student=sub.student, lesson=sub.lesson, status="graded",
+            verdict=_verdict(execution, tests),
+            score=sum(t.score for t in tests), max_score=sum(t.max_score for t in tests),
+            tests=tests, checksum=sub.checksum, execution_time=execution.seconds,
+            timings={"startup": round(execution.startup_seconds, 3), "execute": round(execution.seconds, 3)},
+            protections_off=execution.protections.off,
+        )
+        self.report.protections_off.update(execution.protections.off)
+        self._record(sub, result, grader)
+        self._timed("finish", time.monotonic() - t0)
+
+    def _not_graded(self, api, grader: SplitAutograde, sub: Submission, why: str) -> None:
+        """Every test scores zero, with the reason; the gradebook says the same."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        grader.record_zero(sub.lesson, sub.student)
+        tests = []
+        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            try:
+                cells = gb.find_notebook(sub.lesson, sub.lesson).grade_cells
+            except MissingEntry:
+                cells = []
+            for cell in sorted(cells, key=lambda c: c.name):
+                tests.append(TestResult(cell.name, 0.0, float(cell.max_score), "error", f"not graded: {why}"))
+        self._record(sub, SubmissionResult(sub.student, sub.lesson, "error", f"not graded: {why}",
+                                           max_score=sum(t.max_score for t in tests), tests=tests,
+                                           checksum=sub.checksum), grader)
+
+    def _grades(self, api, sub: Submission) -> dict[str, tuple[float, float]]:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            nb = gb.find_submission_notebook(sub.lesson, sub.lesson, sub.student)
+            return {g.name: (float(g.score or 0.0), float(g.max_score)) for g in nb.grades}
+
+    def _record(self, sub: Submission, result: SubmissionResult, grader: SplitAutograde) -> None:
+        """Move the staged autograded notebook into place, then write the results (last)."""
+        staged = self.staging / "autograded" / sub.student / sub.lesson
+        final = self.root / "autograded" / sub.student / sub.lesson
+        if staged.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            if final.exists():
+                final.rename(old)
+            shutil.move(str(staged), str(final))
+            shutil.rmtree(old, ignore_errors=True)
+        out = self.root / EXPORTS_DIR / sub.lesson / sub.student
+        write_json_atomically(out / "results.gradescope.json", exporters.gradescope(result))
+        write_json_atomically(out / "results.exercism.json", exporters.exercism(result))
+        write_json_atomically(out / "result.json", result.to_json())  # last: marks it graded
+        self.report.results.append(result)
+        self.on_progress(result)
+
+    def _feedback(self) -> None:
+        api = course_api(root=self.root, release_directory=RELEASE_FOR_GRADEBOOK)
+        for result in self.report.results:
+            if result.status == "graded":
+                api.generate_feedback(result.lesson, result.student, force=True)
+
+    def _write_csv(self) -> None:
+        """All results on disk (this run's and earlier ones'), one row each."""
+        rows = []
+        for path in sorted((self.root / EXPORTS_DIR).glob("*/*/result.json")):
+            try:
+                rows.append(SubmissionResult.from_json(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue
+        target = self.root / EXPORTS_DIR / "scores.csv"
+        tmp = target.with_name(".scores.csv.tmp")
+        tmp.write_text(exporters.scores_csv(rows))
+        os.replace(tmp, target)
+
+
+def _verdict(execution: Execution, tests) -> str:
+    passed = sum(1 for t in tests if t.status == "pass")
+    summary = f"{passed} of {len(tests)} tests passed"
+    if execution.ended == "completed":
+        return f"graded: {summary}"
+    return f"graded: {summary}; {execution.ended}: {execution.detail}"
+
+
+def _hidden_paths(root: Path) -> list[Path]:
+    hidden = {project_root(), root, Path("/root"), Path("/home")}
+    return sorted(p for p in hidden if p.exists())
+
+
+def _kept_paths() -> list[Path]:
+    import sys
+
+    keep = {Path(sys.prefix), project_root() / "autograder", Path(os.path.realpath(sys.base_prefix))}
+    return sorted(keep)

@@ -13,7 +13,7 @@ async def verdict_for(fresh_database, variant):
 async def test_one_session_per_task_overlaps(fresh_database):
     v = await verdict_for(fresh_database, "correct")
     assert v, str(v)
-    assert "3 statements containing 'pg_sleep' on 3 connections, all in flight together" in v.actual
+    assert "3 statements containing 'pg_sleep' on 3 connections ran concurrently" in v.actual
 
 
 async def test_gather_on_a_connected_shared_session_is_rejected(fresh_database):
@@ -37,3 +37,10 @@ async def test_awaiting_one_after_another_is_rejected(fresh_database):
     assert not v
     assert "ran one after another, never all at once" in v.actual
     assert "asyncio.gather" in v.hint
+
+
+async def test_a_query_left_out_of_the_gather_is_rejected(fresh_database):
+    v = await verdict_for(fresh_database, "partial")
+    assert not v
+    assert "statement(s) 3 of the statements containing 'pg_sleep' ran alone" in v.actual
+    assert "start every query before awaiting any of them" in v.hint

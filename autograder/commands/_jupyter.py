@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
@@ -44,6 +44,7 @@ class View:
     name: str  # "learner" or "instructor": the config dir under <repo>/jupyter/
     root_dir: Path  # the folder JupyterLab opens on
     make_target: str  # for messages: `make <target> PORT=...`
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for JupyterLab and its kernels
 
 
 def config_dir(view: str) -> Path:
@@ -187,6 +188,7 @@ def jupyter_command(view: View, *, port: int, ip: str, no_browser: bool) -> list
 
 def jupyter_env(view: View, database_url: URL) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(view.env)
     env[urls.ENV_URL] = urls.render(database_url)
     existing = env.get(ENV_CONFIG_PATH, "")
     ours = str(config_dir(view.name))

@@ -13,6 +13,8 @@ from autograder.checks.content import matches_database
 from autograder.checks.health import healthy_when_up, unhealthy_when_down, unreachable_url
 from autograder.checks.lifespan import fails_at_startup, no_connections_after_shutdown, separate_engines
 from autograder.checks.loading import no_lazy_load
+from autograder.checks.optimistic import single_winner
+from autograder.checks.pagination import keyset_pages_stable
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.queries import exact_queries, max_queries
 from autograder.checks.savepoints import nothing_kept, rows_exactly, savepoint_per_item
@@ -33,4 +35,5 @@ __all__ = [
     "fans_out_concurrently", "streams_within_memory", "healthy_when_up", "unhealthy_when_down",
     "unreachable_url",
     "transfer_storm", "takes_row_lock",
+    "keyset_pages_stable", "single_winner",
 ]

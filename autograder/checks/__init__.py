@@ -10,9 +10,11 @@ from autograder.checks.concurrency import takes_row_lock, transfer_storm
 from autograder.checks.concurrency_safety import fans_out_concurrently
 from autograder.checks.connections import no_connection_leak
 from autograder.checks.content import matches_database
+from autograder.checks.errors import maps_integrity_error, not_retried, retried_until_success, retries_bounded
 from autograder.checks.health import healthy_when_up, unhealthy_when_down, unreachable_url
 from autograder.checks.lifespan import fails_at_startup, no_connections_after_shutdown, separate_engines
 from autograder.checks.loading import no_lazy_load
+from autograder.checks.migrations import Revision, data_migrated, migration_roundtrip, schema_matches_models
 from autograder.checks.optimistic import single_winner
 from autograder.checks.pagination import keyset_pages_stable
 from autograder.checks.probe import Call, Exchange, Probe
@@ -35,5 +37,6 @@ __all__ = [
     "fans_out_concurrently", "streams_within_memory", "healthy_when_up", "unhealthy_when_down",
     "unreachable_url",
     "transfer_storm", "takes_row_lock",
+    "Revision", "schema_matches_models", "migration_roundtrip", "data_migrated",
     "keyset_pages_stable", "single_winner",
 ]

@@ -1,0 +1,354 @@
+"""Checks for database errors turned into HTTP answers, and for retrying what PostgreSQL says to retry.
+
+    (await maps_integrity_error(probe, Call.post("/users", json=dup), status=409, field="email",
+                                tables=["users", "audit_log"])).require()
+    (await not_retried(probe, Call.post("/counters", json=dup), table="counters")).require()
+    (await retried_until_success(probe, Call.post("/counters/c/bump"), conflict_sql=BUMP_100,
+                                 state_sql=VALUE_OF_C, expected=lambda n: 100 * n + 1)).require()
+    (await retries_bounded(probe, Call.post("/counters/c/bump"), conflict_sql=BUMP_100,
+                           max_attempts=5)).require()
+
+A serialization failure is produced for real, not simulated: `collide` holds an
+uncommitted UPDATE of the row the request is about to change (on a connection
+of its own), waits until the request's transaction is blocked behind it
+(`pg_blocking_pids`), then commits. A REPEATABLE READ or SERIALIZABLE
+transaction that read the row before that commit fails with SQLSTATE 40001.
+Asked for more conflicts, `collide` commits and takes the lock again in one
+round trip, so the request's next attempt meets the same fate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from autograder.checks._describe import outcome, rows, trace
+from autograder.checks.probe import Call, Exchange, Probe
+from autograder.checks.verdict import Verdict
+from autograder.db.admin import asyncpg_params
+
+RETRYABLE = ("40001", "40P01")  # serialization_failure, deadlock_detected
+
+__all__ = [
+    "Collision", "collide", "maps_integrity_error", "not_retried", "retried_until_success",
+    "retries_bounded",
+]
+
+
+# --------------------------------------------------------------------------- collisions
+
+
+@dataclass
+class Collision:
+    """What happened while `collide` fought `action` for a row."""
+
+    result: Any = None
+    error: BaseException | None = None
+    blocked: int = 0  # times the action's transaction waited behind the held row lock
+    committed: int = 0  # conflicting transactions committed (each one changed the row)
+    seconds: float = 0.0
+    log: list[str] = field(default_factory=list)
+
+
+def _url_of(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    url = getattr(target, "url", target)
+    return url.render_as_string(hide_password=False) if hasattr(url, "render_as_string") else str(url)
+
+
+async def collide(
+    db: Any, conflict_sql: str, action: Awaitable[Any], *, conflicts: int = 1, wait: float = 5.0,
+) -> Collision:
+    """Run `action` while a transaction of our own keeps changing the row it wants.
+
+    `db` is a database URL or an engine; `conflict_sql` changes the row (and is committed
+    `conflicts` times at most: once per time the action is found blocked behind it).
+    Returns the action's result or exception, how often it was blocked, how many
+    conflicting changes were committed.
+    """
+    params = asyncpg_params(make_url(_url_of(db)))
+    holder = await asyncpg.connect(**params)
+    monitor = await asyncpg.connect(**params)
+    out = Collision()
+    t0 = time.perf_counter()
+    task: asyncio.Task | None = None
+    holding = False
+    try:
+        holder_pid = holder.get_server_pid()
+        await holder.execute("BEGIN")
+        await holder.execute(conflict_sql)
+        holding = True
+        task = asyncio.ensure_future(action)
+        while not task.done():
+            deadline = time.perf_counter() + wait
+            blocked = False
+            while not task.done() and time.perf_counter() < deadline:
+                blocked = await monitor.fetchval(
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                    holder_pid)
+                if blocked:
+                    break
+                await asyncio.sleep(0.005)
+            if not blocked:
+                out.log.append("the action was not blocked behind the held row" if not task.done()
+                               else "the action finished")
+                break
+            out.blocked += 1
+            if out.committed + 1 < conflicts:
+                # commit and lock the row again in one round trip: the retry meets a new conflict
+                await holder.execute(f"COMMIT; BEGIN; {conflict_sql}")
+                out.committed += 1
+                out.log.append(f"conflict {out.committed} committed, row locked again")
+            else:
+                await holder.execute("COMMIT")
+                holding = False
+                out.committed += 1
+                out.log.append(f"conflict {out.committed} committed, row released")
+                break
+        if holding:
+            # never blocked: give the row back unchanged and let the action finish
+            await holder.execute("ROLLBACK")
+            holding = False
+        try:
+            out.result = await asyncio.wait_for(task, wait * 3)
+        except Exception as exc:  # the action's own failure is a result, not ours
+            out.error = exc
+    finally:
+        if task is None and asyncio.iscoroutine(action):
+            action.close()  # never started: no "coroutine was never awaited" warning
+        elif task is not None and not task.done():
+            task.cancel()
+        if holding:
+            try:
+                await holder.execute("ROLLBACK")
+            except Exception:
+                pass
+        await holder.close()
+        await monitor.close()
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _body(ex: Exchange) -> Any:
+    try:
+        return ex.response.json()
+    except ValueError:
+        return None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kinds_after_first_rollback(kinds: list[str]) -> list[str]:
+    return kinds[kinds.index("ROLLBACK") + 1:] if "ROLLBACK" in kinds else []
+
+
+# --------------------------------------------------------------------------- checks
+
+
+async def maps_integrity_error(
+    probe: Probe, call: Call, *, status: int, field: str, tables: list[str],
+) -> Verdict:
+    """`call` violates a constraint: the client gets `status` with a JSON body whose `field` names
+    the offending field, and none of `tables` changes (nothing half-written, nothing committed)."""
+    before = {t: await probe.count_rows(t) for t in tables}
+    ex = await probe.request(call)
+    after = {t: await probe.count_rows(t) for t in tables}
+    body = _body(ex)
+    named = body.get("field") if isinstance(body, dict) else None
+    changed = {t: (before[t], after[t]) for t in tables if before[t] != after[t]}
+    kinds = ex.tx_kinds()
+    passed = ex.status == status and named == field and not changed and not ex.error_after_response
+    cause = ex.errors[0] if ex.errors else None
+    if passed:
+        hint = ""
+    elif cause is not None and type(cause).__name__ == "PendingRollbackError":
+        hint = ("the session was used again after a failed flush: its transaction is dead until it is "
+                "rolled back (PendingRollbackError). Let the IntegrityError propagate out of the route "
+                "(get_db then skips its commit and the session rolls back when it closes) and turn it "
+                "into a response in an exception handler — or `await session.rollback()` before "
+                "anything else touches the session.")
+    elif changed:
+        hint = ("the request failed but rows were committed: something committed before the failing "
+                "statement (a commit in the route, or a handler that commits). Commit once, in get_db, "
+                "only when the route succeeded.")
+    elif ex.status == 500:
+        hint = ("the constraint violation escaped as a 500. Catch sqlalchemy.exc.IntegrityError and "
+                "decide by `exc.orig.sqlstate` (23505 unique, 23503 foreign key, 23514 check, "
+                "23502 not null) and by the constraint's name (`exc.orig.driver_exception."
+                "constraint_name`), not by the message text.")
+    elif ex.status != status:
+        hint = (f"the status should be {status}: 409 Conflict when the row clashes with one that "
+                "exists (unique, SQLSTATE 23505); 422 when the data refers to something that does not "
+                "exist or breaks a rule (foreign key 23503, check 23514, not null 23502). Read the "
+                "SQLSTATE, not the message: the message's words (and the SQL and parameters that "
+                "SQLAlchemy appends to it) are not a stable interface.")
+    elif named != field:
+        hint = (f"the JSON body's \"field\" should be {field!r}, got {named!r}. Find it from the "
+                "constraint that was violated (`exc.orig.driver_exception.constraint_name`, or "
+                "`column_name` for NOT NULL) — searching str(exc) for a column name finds the SQL "
+                "statement, which names every column.")
+    else:
+        hint = ("the client got its answer but the app raised afterwards: commit before the response "
+                "(`Depends(get_db, scope=\"function\")`).")
+    counts = "; ".join(f"{t} {rows(after[t])} (was {before[t]})" for t in tables)
+    return Verdict(
+        check="maps_integrity_error",
+        passed=passed,
+        expected=(f"{call} answers {status} with a JSON body whose \"field\" is {field!r}, "
+                  f"and {', '.join(tables)} stay unchanged"),
+        actual=(f"{outcome(ex)}, body {_short(ex.response.text)}; {counts}; "
+                f"transactions: {trace(kinds)}"),
+        sql=ex.sql,
+        hint=hint,
+    )
+
+
+async def not_retried(probe: Probe, call: Call, *, table: str, verb: str = "INSERT") -> Verdict:
+    """`call` fails with an error that retrying cannot fix (a unique violation): the app must
+    answer a 4xx after sending its `verb` on `table` exactly once."""
+    t0 = time.perf_counter()
+    ex = await probe.request(call)
+    seconds = time.perf_counter() - t0
+    needle = f"{verb.upper()} INTO {table.upper()}" if verb.upper() == "INSERT" else f"{verb.upper()} {table.upper()}"
+    sent = [s.sql for s in ex.statements if s.kind == verb.upper() and needle in " ".join(s.sql.upper().split())]
+    attempts = ex.tx_kinds().count("BEGIN")
+    passed = len(sent) == 1 and 400 <= ex.status < 500
+    if passed:
+        hint = ""
+    elif len(sent) > 1:
+        hint = (f"the same {verb} was sent {len(sent)} times: the retry also caught an error that cannot "
+                "succeed on a second try. Retry only SQLSTATE 40001 (serialization failure) and 40P01 "
+                "(deadlock) — check `exc.orig.sqlstate` — and re-raise everything else at once.")
+    elif not sent:
+        hint = f"no {verb} on {table} reached the database; the request should try once."
+    else:
+        hint = (f"the {verb} ran once, but the client got {ex.status}: a duplicate is the client's "
+                "problem (409), not a 5xx.")
+    return Verdict(
+        check="not_retried",
+        passed=passed,
+        expected=f"{call} is refused with a 4xx after exactly one {verb} on {table} (no retry)",
+        actual=(f"{outcome(ex)} after {seconds:.2f} s; {verb} on {table} sent {len(sent)} time(s) in "
+                f"{attempts} transaction(s); transactions: {trace(ex.tx_kinds())}"),
+        sql=ex.sql,
+        hint=hint,
+    )
+
+
+async def _collide_request(
+    probe: Probe, call: Call, conflict_sql: str, conflicts: int, wait: float,
+) -> tuple[Collision, Exchange | None]:
+    col = await collide(probe.engine, conflict_sql, probe.request(call), conflicts=conflicts, wait=wait)
+    return col, col.result
+
+
+async def retried_until_success(
+    probe: Probe, call: Call, *, conflict_sql: str, state_sql: str,
+    expected: Callable[[int], Any], conflicts: int = 1, wait: float = 5.0,
+) -> Verdict:
+    """A real serialization failure hits `call`'s transaction (`conflicts` times); the app must run
+    the whole transaction again and succeed: a 2xx, a ROLLBACK followed by a new BEGIN … COMMIT,
+    exactly one COMMIT, and `state_sql` (one value) equal to `expected(conflicts committed)`."""
+    col, ex = await _collide_request(probe, call, conflict_sql, conflicts, wait)
+    state = await probe.fetchval(state_sql)
+    want = expected(col.committed)
+    if ex is None:
+        return Verdict("retried_until_success", False,
+                       f"{call} answers a 2xx after retrying", f"the request did not finish: {col.error!r}",
+                       hint="the request hung or crashed the test client; see the error above.")
+    kinds = ex.tx_kinds()
+    after = _kinds_after_first_rollback(kinds)
+    retried = "BEGIN" in after and after[-1:] == ["COMMIT"]
+    commits = kinds.count("COMMIT")
+    passed = (200 <= ex.status < 300 and col.blocked >= 1 and retried and commits == 1 and state == want)
+    cause = ex.errors[0] if ex.errors else None
+    cause_name = type(cause).__name__ if cause is not None else ""
+    if passed:
+        hint = ""
+    elif col.blocked == 0:
+        hint = ("the request never waited on the row the test was changing, so no conflict could be "
+                "produced; use the lesson's app unchanged (its transaction must read, then update the "
+                "row, at REPEATABLE READ).")
+    elif cause_name == "PendingRollbackError" or "InFailedSQLTransaction" in repr(cause) or (
+            cause is not None and "current transaction is aborted" in str(cause)):
+        hint = ("the retry re-ran a statement inside the transaction that had already failed. A "
+                "serialization failure kills the whole transaction: roll it back, open a NEW session "
+                "(a new transaction, a new snapshot) and run the whole unit of work again.")
+    elif "ROLLBACK" not in kinds or "BEGIN" not in after:
+        hint = ("the transaction failed with SQLSTATE 40001 and was not run again. Catch DBAPIError, "
+                "and when `exc.orig.sqlstate` is 40001 or 40P01 run the whole transaction again in a "
+                "fresh session (with a short, growing delay and a bounded number of attempts).")
+    elif commits != 1:
+        hint = (f"{commits} COMMITs: the retried transaction must be the only one that commits; an "
+                "earlier attempt's work must be rolled back, not committed.")
+    elif state != want:
+        hint = (f"the final value is {state!r}, expected {want!r}: the retry must read the row again "
+                "in its new transaction, not reuse what the failed attempt read.")
+    else:
+        hint = f"{call} should succeed once the retry got through; it answered {ex.status}."
+    return Verdict(
+        check="retried_until_success",
+        passed=passed,
+        expected=(f"{call} meets {conflicts} serialization failure(s) (SQLSTATE 40001), runs its whole "
+                  f"transaction again and succeeds: ..., ROLLBACK, BEGIN, ..., COMMIT; final value {want!r}"),
+        actual=(f"{outcome(ex)}; blocked {col.blocked} time(s), {col.committed} conflicting change(s) "
+                f"committed; final value {state!r}; transactions: {trace(kinds)}"),
+        sql=ex.sql,
+        hint=hint,
+    )
+
+
+async def retries_bounded(
+    probe: Probe, call: Call, *, conflict_sql: str, max_attempts: int, status: int = 503,
+    wait: float = 5.0,
+) -> Verdict:
+    """Every attempt of `call` meets a serialization failure: the app must give up after at most
+    `max_attempts` attempts (and at least 2) and answer `status` (503: try again later)."""
+    limit = max_attempts + 3
+    col, ex = await _collide_request(probe, call, conflict_sql, limit, wait)
+    if ex is None:
+        return Verdict("retries_bounded", False, f"{call} gives up with {status}",
+                       f"the request did not finish: {col.error!r}",
+                       hint="the request hung or crashed the test client; see the error above.")
+    kinds = ex.tx_kinds()
+    attempts = max(col.blocked, kinds.count("BEGIN"))
+    passed = 2 <= attempts <= max_attempts and ex.status == status
+    if passed:
+        hint = ""
+    elif attempts > max_attempts:
+        hint = (f"the request made {attempts} attempts and stopped only because the test stopped "
+                f"conflicting after {limit}. Retry a bounded number of times (3 or 4 attempts), with a "
+                "short growing delay, then re-raise: under real contention an unbounded loop holds a "
+                "connection and the client forever.")
+    elif attempts < 2:
+        hint = ("the request gave up at the first serialization failure: retry 40001/40P01 at least "
+                "once, in a new transaction.")
+    elif 200 <= ex.status < 300:
+        hint = ("every attempt failed, yet the client was told it worked.")
+    else:
+        hint = (f"after the last attempt the client should get {status} (the error is temporary: "
+                "\"try again later\"), got {0}. Re-raise the last error from the retry helper and "
+                "let the app's handler for DBAPIError answer 503.".format(ex.status))
+    return Verdict(
+        check="retries_bounded",
+        passed=passed,
+        expected=(f"{call} meets a serialization failure on every attempt and gives up after 2 to "
+                  f"{max_attempts} attempts with {status}"),
+        actual=(f"{outcome(ex)} after {attempts} attempt(s) and {col.seconds:.2f} s; "
+                f"transactions: {trace(kinds)}"),
+        sql=ex.sql[:40],
+        hint=hint,
+    )

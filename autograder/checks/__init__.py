@@ -39,4 +39,5 @@ __all__ = [
     "transfer_storm", "takes_row_lock",
     "Revision", "schema_matches_models", "migration_roundtrip", "data_migrated",
     "keyset_pages_stable", "single_winner",
+    "maps_integrity_error", "not_retried", "retried_until_success", "retries_bounded",
 ]

@@ -136,6 +136,11 @@ class SplitAutograde(Autograde):
             gb.db.commit()
 
 
-def sanitized_code_cells(path: Path) -> tuple[nbformat.NotebookNode, list[tuple[int, str]]]:
+def sanitized_code_cells(path: Path) -> tuple[list[tuple[int, str]], frozenset[int]]:
+    """The code cells to run, in order, and which of them are graded test cells."""
+    from nbgrader import utils
+
     nb = nbformat.read(path, as_version=4)
-    return nb, [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    graded = frozenset(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and utils.is_grade(c))
+    return cells, graded

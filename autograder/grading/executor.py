@@ -62,6 +62,7 @@ class JobSpec:
     sandbox: sandbox.SandboxSpec
     output_limit: int = 1_000_000
     deadlines: Deadlines = field(default_factory=Deadlines)
+    graded_cells: frozenset[int] = frozenset()  # test cells: checked for tampering before and after
 
 
 @dataclass
@@ -95,7 +96,7 @@ def _child_main(conn, job: JobSpec) -> None:
             message = json.loads(conn.recv_bytes())
             if message.get("done"):
                 break
-            result = runner.run(message["source"])
+            result = runner.run(message["source"], graded=bool(message.get("graded")))
             result["cell"] = message["cell"]
             try:
                 payload = json.dumps(result, default=str)
@@ -180,7 +181,7 @@ class Executor:
             result.startup_seconds = time.monotonic() - started
             for position, (index, source) in enumerate(code_cells):
                 current = index
-                _send(parent_conn, {"cell": index, "source": source})
+                _send(parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells})
                 cell_deadline = min(deadline, time.monotonic() + job.deadlines.cell + job.deadlines.grace)
                 reply = self._receive(parent_conn, process, cell_deadline)
                 if reply is None:
@@ -212,6 +213,12 @@ class Executor:
                     return result
                 result.cells[index] = {"execution_count": reply.get("execution_count"),
                                        "outputs": reply["outputs"]}
+                if reply.get("status") == "tampered":
+                    result.ended = "tampering"
+                    result.detail = "the submission changed the grader or the check library"
+                    self._not_run(result, code_cells[position + 1:], "the submission tampered with the grader")
+                    _send(parent_conn, {"done": True})
+                    return result
                 if reply.get("status") == "timeout":
                     result.ended = "cell-timeout"
                     result.detail = f"a cell ran longer than {job.deadlines.cell:g} s"

@@ -182,13 +182,41 @@ class CellRunner:
         sys.stderr = _Stream(self, "stderr")
         signal.signal(signal.SIGALRM, self._on_alarm)
 
+    def _forget_sources(self) -> None:
+        """No history of inputs: a later cell must not be able to print this one's source
+        (IPython keeps it for tracebacks in its input history and in linecache)."""
+        import linecache
+
+        for name in ("_ih", "In"):
+            history = self.shell.user_ns.get(name)
+            if isinstance(history, list):
+                history.clear()
+        for key in [k for k in linecache.cache if isinstance(k, str) and k.startswith("<ipython-input-")]:
+            linecache.cache.pop(key, None)
+
     def _on_alarm(self, signum, frame):
         raise CellTimeout(f"this cell ran longer than {self.cell_timeout:g} s")
 
-    def run(self, source: str) -> dict[str, Any]:
+    def _tampering(self) -> list[str]:
+        from autograder.grading import integrity
+
+        return integrity.BASELINE.changes(self.shell) if integrity.BASELINE is not None else []
+
+    def _refuse(self, changes: list[str], when: str) -> dict[str, Any]:
+        detail = "; ".join(changes)
+        self.current.error("Tampering", f"the submission changed the grader {when}: {detail}. "
+                           "This test and every later one score zero.", [f"Tampering: {detail}"])
+        return {"execution_count": self.execution_count, "outputs": self.current.items, "status": "tampered"}
+
+    def run(self, source: str, graded: bool = False) -> dict[str, Any]:
         self.execution_count += 1
         self.current = CellOutputs(self.budget)
         self.shell.execution_count = self.execution_count
+        if graded:
+            changes = self._tampering()
+            if changes:
+                return self._refuse(changes, "before this test ran")
+            names_before = set(self.shell.user_ns)
         timed_out = False
         signal.setitimer(signal.ITIMER_REAL, self.cell_timeout)
         try:
@@ -202,11 +230,17 @@ class CellRunner:
             signal.setitimer(signal.ITIMER_REAL, 0)
         if isinstance(error, CellTimeout):
             timed_out = True
-        # No history of inputs: a later cell must not be able to print this one.
-        for name in ("_ih", "In"):
-            history = self.shell.user_ns.get(name)
-            if isinstance(history, list):
-                history.clear()
+        self._forget_sources()
+        if graded:
+            changes = self._tampering()
+            if changes:
+                self.current.items.clear()
+                return self._refuse(changes, "while this test ran")
+            # Hidden tests' private helpers (`_g01_...`) must not outlive their cell:
+            # a later cell could otherwise disassemble them and print the test.
+            for name in set(self.shell.user_ns) - names_before:
+                if name.startswith("_"):
+                    self.shell.user_ns.pop(name, None)
         return {
             "execution_count": self.execution_count,
             "outputs": self.current.items,

@@ -28,3 +28,8 @@ import autograder.grading.kernel  # noqa: F401,E402
 import autograder.lesson  # noqa: F401,E402
 import autograder.observe  # noqa: F401,E402
 import autograder.teaching  # noqa: F401,E402
+
+# Last: the identities every graded cell is checked against (see integrity.py).
+import autograder.grading.integrity  # noqa: E402
+
+autograder.grading.integrity.take_baseline()

@@ -269,7 +269,7 @@ class GradeRun:
         t1 = time.monotonic()
         database = loop.run(dbs.create(sub.lesson))
         self._timed("database", time.monotonic() - t1)
-        _, cells = sanitized_code_cells(sanitized[0])
+        cells, graded = sanitized_code_cells(sanitized[0])
 
         def work():
             slot = slots.get()
@@ -283,7 +283,7 @@ class GradeRun:
                 env = {"COURSE_DB_URL": database.url, "DATABASE_URL": database.url,
                        "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0"}
                 job = JobSpec(env=env, sandbox=spec, output_limit=self.options.output_limit,
-                              deadlines=self.options.deadlines)
+                              deadlines=self.options.deadlines, graded_cells=graded)
                 return executor.execute(cells, job)
             finally:
                 slots.put(slot)

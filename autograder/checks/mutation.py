@@ -1,0 +1,266 @@
+"""Grade a learner's *test suite* by mutation: it must pass a correct app and fail each buggy one.
+
+The suite is a folder (pytest.ini, conftest.py, test_*.py) that the learner wrote. It gets its
+app from an `app` fixture provided by a pytest plugin (`plugin`, a module name) that reads the
+environment variable `AUTOGRADER_VARIANTS` (comma-separated) and parametrizes `app` over those
+variants, the variant's name being the parameter id (`test_x[correct]`, `test_x[n_plus_one]`).
+
+    verdict = await suite_kills_mutants(folder, {"n_plus_one": "GET /authors loads books per author"},
+                                        plugin="autograder.demos.testing", env={"DATABASE_URL": url})
+
+pytest runs once, in a child process (the notebook's own event loop is left alone, and every
+run starts from clean imports), with `PYTEST_DISABLE_PLUGIN_AUTOLOAD=1` plus pytest-asyncio and
+the plugin; the outcome of every (test, variant) pair is read from pytest's JUnit XML report.
+Runs are cached by the suite's file contents, so several graded cells can share one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.checks.verdict import Verdict
+
+ENV_VARIANTS = "AUTOGRADER_VARIANTS"
+CORRECT = "correct"
+OUTPUT_TAIL_LINES = 15
+
+__all__ = ["SuiteRun", "run_suite", "suite_kills_mutants", "suite_passes", "ENV_VARIANTS"]
+
+
+@dataclass
+class SuiteRun:
+    """What one pytest run of a suite did, per test and per variant."""
+
+    variants: tuple[str, ...]
+    exit_code: int | None  # None: killed at the timeout
+    outcomes: dict[tuple[str, str], str] = field(default_factory=dict)  # (test, variant) -> outcome
+    messages: dict[tuple[str, str], str] = field(default_factory=dict)  # first line of a failure
+    problems: list[str] = field(default_factory=list)  # collection errors, crashes
+    output: str = ""
+    seconds: float = 0.0
+
+    def tests(self) -> list[str]:
+        return list(dict.fromkeys(test for test, _ in self.outcomes))
+
+    def failing(self, variant: str) -> list[str]:
+        return [t for (t, v), o in self.outcomes.items() if v == variant and o in ("failed", "error")]
+
+    def ran(self, variant: str) -> list[str]:
+        return [t for (t, v), o in self.outcomes.items() if v == variant and o != "skipped"]
+
+    def tail(self, lines: int = OUTPUT_TAIL_LINES) -> str:
+        return "\n".join(self.output.strip().splitlines()[-lines:])
+
+    def table(self) -> str:
+        """Tests down, variants across: '.' passed, 'F' failed, 'E' error, 's' skipped."""
+        tests = self.tests()
+        mark = {"passed": ".", "failed": "F", "error": "E", "skipped": "s"}
+        width = max([len(t) for t in tests] + [4])
+        head = " " * width + "  " + "  ".join(self.variants)
+        rows = [head]
+        for test in tests:
+            cells = [mark.get(self.outcomes.get((test, v), ""), "-").center(len(v)) for v in self.variants]
+            rows.append(f"{test:<{width}}  " + "  ".join(cells))
+        caught = [v for v in self.variants if v != CORRECT and self.failing(v)]
+        rows.append("")
+        if self.problems:
+            rows.append("the suite did not run: " + "; ".join(self.problems))
+        elif self.failing(CORRECT):
+            rows.append(f"false alarm: {len(self.failing(CORRECT))} test(s) fail against the correct app, "
+                        "so no mutant counts as caught")
+        else:
+            rows.append(f"mutants caught: {len(caught)} of {len([v for v in self.variants if v != CORRECT])}"
+                        + (f" ({', '.join(caught)})" if caught else ""))
+        return "\n".join(rows)
+
+
+def _split_id(name: str, variants: Sequence[str]) -> tuple[str, str | None]:
+    """'test_x[n_plus_one]' -> ('test_x', 'n_plus_one'); other parameters stay in the name."""
+    if not name.endswith("]") or "[" not in name:
+        return name, None
+    base, params = name[:-1].split("[", 1)
+    parts = params.split("-")
+    for i, part in enumerate(parts):
+        if part in variants:
+            rest = parts[:i] + parts[i + 1:]
+            return (f"{base}[{'-'.join(rest)}]" if rest else base), part
+    return name, None
+
+
+def _read_junit(path: Path, run: SuiteRun) -> None:
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        run.problems.append("pytest wrote no test report (it crashed or was stopped)")
+        return
+    for case in root.iter("testcase"):
+        name = case.get("name", "?")
+        test, variant = _split_id(name, run.variants)
+        failure = case.find("failure")
+        error = case.find("error")
+        skipped = case.find("skipped")
+        if variant is None:
+            if error is not None or failure is not None:
+                node = error if error is not None else failure
+                where = case.get("classname") or name
+                message = (node.get("message") or "").strip()
+                detail = [ln.strip() for ln in (node.text or "").splitlines() if ln.startswith("E ")]
+                run.problems.append(f"{where}: " + (detail[-1][1:].strip() if detail else message))
+            continue
+        key = (test, variant)
+        if error is not None:
+            # a teardown error after a passed call is reported as a second testcase entry
+            run.outcomes[key] = "error"
+            run.messages.setdefault(key, (error.get("message") or "").strip())
+        elif failure is not None:
+            run.outcomes[key] = "failed"
+            run.messages.setdefault(key, (failure.get("message") or "").strip())
+        elif skipped is not None:
+            run.outcomes.setdefault(key, "skipped")
+        else:
+            run.outcomes.setdefault(key, "passed")
+
+
+_cache: dict[str, SuiteRun] = {}
+
+
+def _fingerprint(folder: Path, plugin: str, variants: Sequence[str], env: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    digest.update(repr((plugin, tuple(variants), sorted(env.items()))).encode())
+    return digest.hexdigest()
+
+
+async def run_suite(
+    folder: str | Path,
+    variants: Sequence[str],
+    *,
+    plugin: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    cache: bool = True,
+) -> SuiteRun:
+    """Run pytest on `folder` once, every test against every variant of the plugin's `app`."""
+    folder = Path(folder).resolve()
+    env = dict(env or {})
+    key = _fingerprint(folder, plugin, variants, env)
+    if cache and key in _cache:
+        return _cache[key]
+    run = SuiteRun(variants=tuple(variants), exit_code=None)
+    with tempfile.TemporaryDirectory(prefix="suite-report-") as tmp:
+        report = Path(tmp) / "report.xml"
+        child_env = {**os.environ, **env, ENV_VARIANTS: ",".join(variants),
+                     "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        ini = folder / "pytest.ini"
+        args = [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "pytest_asyncio.plugin",
+                "-p", plugin, "-p", "no:cacheprovider", "--rootdir", str(folder),
+                f"--junitxml={report}", "-o", "junit_family=xunit1", "--color=no", "-W", "ignore::DeprecationWarning"]
+        if ini.is_file():
+            args += ["-c", str(ini)]
+        started = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=str(folder), env=child_env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+            run.exit_code = proc.returncode
+        except TimeoutError:
+            proc.kill()
+            out, _ = await proc.communicate()
+            run.problems.append(f"the suite did not finish within {timeout:g} s and was stopped")
+        run.seconds = time.perf_counter() - started
+        run.output = out.decode(errors="replace")
+        _read_junit(report, run)
+    if run.exit_code in (2, 3, 4) and not run.problems:
+        run.problems.append(f"pytest stopped with exit code {run.exit_code} (interrupted or a usage error)")
+    if run.exit_code == 5 or (run.exit_code is not None and not run.outcomes and not run.problems):
+        run.problems.append("pytest collected no test that uses the `app` fixture")
+    if cache:
+        _cache[key] = run
+    return run
+
+
+def _broken(run: SuiteRun, check: str, expected: str) -> Verdict | None:
+    if run.problems:
+        return Verdict(check=check, passed=False, expected=expected,
+                       actual="the suite did not run: " + "; ".join(run.problems) + "\n" + run.tail(),
+                       hint="run the suite yourself and fix what pytest reports; every test should take "
+                            "the `app` fixture (that is how each app variant reaches your tests).")
+    if not run.ran(CORRECT):
+        return Verdict(check=check, passed=False, expected=expected,
+                       actual="no test ran against the apps (none takes the `app` fixture, or all were skipped)",
+                       hint="request the `app` fixture, directly or through your own fixtures (client).")
+    return None
+
+
+def suite_passes(run: SuiteRun) -> Verdict:
+    """The suite passes against the correct app: a test that fails there catches nothing."""
+    expected = "every test passes against the correct app"
+    broken = _broken(run, "suite_passes", expected)
+    if broken is not None:
+        return broken
+    failing = run.failing(CORRECT)
+    details = "; ".join(f"{t}: {run.messages.get((t, CORRECT), '')[:160]}" for t in failing[:3])
+    return Verdict(
+        check="suite_passes", passed=not failing, expected=expected,
+        actual=(f"all {len(run.ran(CORRECT))} test(s) passed against it" if not failing else
+                f"{len(failing)} of {len(run.ran(CORRECT))} test(s) failed against the correct app — {details}"),
+        hint="" if not failing else (
+            "a test that fails on a correct app is a false alarm, and the grader cannot tell a caught bug from it. "
+            "Check what the app really answers (status codes, body), and that each test starts from a clean "
+            "database (savepoint fixture) rather than from what an earlier test left behind."),
+    )
+
+
+async def suite_kills_mutants(
+    folder: str | Path,
+    mutants: Mapping[str, str],
+    *,
+    plugin: str,
+    hints: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+    variants: Sequence[str] | None = None,
+) -> Verdict:
+    """The suite passes against the correct app and fails against every app in `mutants`.
+
+    `mutants` maps each mutant variant to what is wrong with it (shown to the learner when it
+    survives); `hints` optionally maps it to what kind of test would catch it. `variants` is the
+    full list to run (default: correct + the mutants); pass the same list from several graded cells
+    so they share one cached run.
+    """
+    names = list(mutants)
+    everything = list(variants) if variants is not None else [CORRECT, *names]
+    missing = [m for m in [CORRECT, *names] if m not in everything]
+    if missing:
+        raise ValueError(f"variants {everything} lack {missing}")
+    run = await run_suite(folder, everything, plugin=plugin, env=env, timeout=timeout)
+    check = "suite_kills_mutants"
+    expected = ("the suite passes against the correct app and at least one test fails against "
+                + ("the app where " + mutants[names[0]] if len(names) == 1 else
+                   "each buggy app: " + "; ".join(f"{n} ({mutants[n]})" for n in names)))
+    gate = suite_passes(run)
+    if not gate.passed:
+        return Verdict(check=check, passed=False, expected=expected, actual=gate.actual, hint=gate.hint)
+    survivors = [m for m in names if not run.failing(m)]
+    if not survivors:
+        caught = "; ".join(f"{m} by {', '.join(run.failing(m)[:3])}" for m in names)
+        return Verdict(check=check, passed=True, expected=expected, actual=f"caught: {caught}")
+    lines = [f"{m} survived: all {len(run.ran(m))} test(s) passed against the app where {mutants[m]}"
+             for m in survivors]
+    hint_text = " ".join((hints or {}).get(m, "") for m in survivors).strip()
+    return Verdict(check=check, passed=False, expected=expected, actual="\n          ".join(lines),
+                   hint=hint_text or "write a test that observes the behaviour the buggy app gets wrong.")

@@ -213,7 +213,8 @@ def suite_passes(run: SuiteRun) -> Verdict:
     if broken is not None:
         return broken
     failing = run.failing(CORRECT)
-    details = "; ".join(f"{t}: {run.messages.get((t, CORRECT), '')[:160]}" for t in failing[:3])
+    details = "; ".join(f"{t}: {(run.messages.get((t, CORRECT)) or '?').splitlines()[0][:200]}"
+                        for t in failing[:3])
     return Verdict(
         check="suite_passes", passed=not failing, expected=expected,
         actual=(f"all {len(run.ran(CORRECT))} test(s) passed against it" if not failing else

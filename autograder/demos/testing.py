@@ -52,8 +52,7 @@ MUTANTS = {
     "no_rollback": "get_db commits in `finally`, so a refused POST /books keeps its half-written book",
     "no_commit": "get_db never commits, so nothing a request writes survives it",
     "n_plus_one": "GET /authors loads each author's books with a SELECT of its own (1 + N statements)",
-    "leak": "get_db does not close its session when the route raises, so refused requests keep "
-            "their pool connections",
+    "leak": "get_db never closes the session of a GET request, so every read keeps its pool connection",
 }
 HINTS = {
     "wrong_status": "Assert the exact status code of a successful POST /authors.",
@@ -62,8 +61,9 @@ HINTS = {
     "no_commit": "Create something in one request and read it back in another request.",
     "n_plus_one": "Create a few authors with books, count the SQL statements GET /authors sends "
                   "(a before_cursor_execute listener) and assert a bound that does not grow with N.",
-    "leak": "Against the app's real engine (no session override), send more refused requests than "
-            "the pool has connections, then assert app.state.engine.pool.checkedout() == 0.",
+    "leak": "A session bound to your test connection never touches the pool, so no overridden test can see "
+            "this. Start the app without the override (its real engine), send a few GET requests, then "
+            "assert app.state.engine.pool.checkedout() == 0.",
 }
 VARIANTS = ("correct", *MUTANTS)
 
@@ -120,9 +120,8 @@ def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-    app.state.variant = variant
-
-    async def get_db(make_session: Annotated[async_sessionmaker, Depends(get_sessionmaker)]):
+    
+    async def get_db(request: Request, make_session: Annotated[async_sessionmaker, Depends(get_sessionmaker)]):
         if variant == "no_rollback":
             session = make_session()
             try:
@@ -133,15 +132,15 @@ def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
         elif variant == "no_commit":
             async with make_session() as session:
                 yield session  # BUG: never commits
-        elif variant == "leak":
+        elif variant == "leak" and request.method == "GET":
             session = make_session()
-            yield session  # BUG: when the route raises, neither commit nor close runs
-            await session.commit()
-            await session.close()
+            yield session  # BUG: "reads need no cleanup": never closed, its connection stays checked out
         else:
             async with make_session() as session:
                 yield session
                 await session.commit()
+
+    app.state.get_db = get_db  # the dependency itself, for tests that override it (the seed's way)
 
     DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
@@ -190,7 +189,9 @@ def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
 
 
 def _variants_from_env() -> list[str]:
-    names = [v.strip() for v in os.environ.get(ENV_VARIANTS, "correct").split(",") if v.strip()]
+    # read once when pytest loads the plugin (before any conftest), then removed: the tests
+    # under grading get their app from the fixture, not from the environment
+    names = [v.strip() for v in os.environ.pop(ENV_VARIANTS, "correct").split(",") if v.strip()]
     return [v for v in names if v in VARIANTS] or ["correct"]
 
 

@@ -206,4 +206,48 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_health",),
         feedback_says=("unhealthy_when_down: FAILED", "GET /health -> 200", "read the status, not the JSON"),
     ),
+    # The version is compared in Python, but the flush is not guarded: requests that race past the
+    # check lose on the mapper's version_id_col with StaleDataError, which escapes as a 500.
+    # Passes the visible asserts (one edit, then one stale edit answered 409).
+    "11_capstone": WrongAnswer(
+        solution_id="ex_update",
+        source=(
+            "async def update_ticket(db: AsyncSession, ticket_id: int, body: TicketPatch) -> Ticket:\n"
+            "    ticket = await TicketRepository(db).get(ticket_id)\n"
+            "    if ticket is None:\n"
+            "        raise NotFound(f\"no ticket {ticket_id}\")\n"
+            "    if ticket.version != body.version:\n"
+            "        raise Conflict(\"stale version\")\n"
+            "    if body.title is not None:\n"
+            "        ticket.title = body.title\n"
+            "    if body.status is not None:\n"
+            "        ticket.status = body.status\n"
+            "    AuditRepository(db).record(ticket, \"updated\")\n"
+            "    await db.flush()\n"
+            "    return ticket\n"
+        ),
+        loses=("test_update",),
+        feedback_says=("single_winner: FAILED", "StaleDataError", "answer 409 Conflict"),
+    ),
+    # Retries every DBAPIError, the way tenacity's default `retry` condition does: a duplicate counter is
+    # inserted four times. Conflicts are still survived and the retries are bounded, and the visible
+    # asserts pass (the duplicate still ends as 409), so only the attempt count gives it away.
+    "08_errors": WrongAnswer(
+        solution_id="ex_retry",
+        source=(
+            "async def run_transaction(Session, work, *, attempts: int = 4, base_delay: float = 0.02):\n"
+            "    for attempt in range(1, attempts + 1):\n"
+            "        try:\n"
+            "            async with Session() as session:\n"
+            "                result = await work(session)\n"
+            "                await session.commit()\n"
+            "                return result\n"
+            "        except DBAPIError:\n"
+            "            if attempt == attempts:\n"
+            "                raise\n"
+            "        await asyncio.sleep(random.uniform(0, base_delay * 2 ** (attempt - 1)))\n"
+        ),
+        loses=("test_not_retried",),
+        feedback_says=("not_retried: FAILED", "sent 4 times", "re-raise everything else at once"),
+    ),
 }

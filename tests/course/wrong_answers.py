@@ -250,22 +250,4 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         loses=("test_not_retried",),
         feedback_says=("not_retried: FAILED", "sent 4 times", "re-raise everything else at once"),
     ),
-    # Retries every DBAPIError, the way tenacity's default `retry` condition does: a duplicate counter is
-    # inserted four times. Conflicts are still survived and the retries are bounded, and the visible
-    # asserts pass (the duplicate still ends as 409), so only the attempt count gives it away.
-    "08_errors": WrongAnswer(
-        solution_id="ex_retry",
-        source=(
-            "async def run_transaction(Session, work, *, attempts: int = 4, base_delay: float = 0.02):\n"
-            "    for attempt in range(1, attempts + 1):\n"
-            "        try:\n"
-            "            async with Session() as session:\n"
-            "                result = await work(session)\n"
-            "                await session.commit()\n"
-            "                return result\n"
-            "        except DBAPIError:\n"
-            "            if attempt == attempts:\n"
-            "                raise\n"
-            "        await asyncio.sleep(random.uniform(0, base_delay * 2 ** (attempt - 1)))\n"
-        ),
 }

@@ -46,8 +46,9 @@ def page(tmp_path):
     """A fresh chromium page (1400x900); the browser is closed whatever happens."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium, or `make system-test-tools`)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
         try:

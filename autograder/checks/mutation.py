@@ -235,6 +235,7 @@ async def suite_kills_mutants(
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
     variants: Sequence[str] | None = None,
+    cache: bool = True,
 ) -> Verdict:
     """The suite passes against the correct app and fails against every app in `mutants`.
 
@@ -248,7 +249,7 @@ async def suite_kills_mutants(
     missing = [m for m in [CORRECT, *names] if m not in everything]
     if missing:
         raise ValueError(f"variants {everything} lack {missing}")
-    run = await run_suite(folder, everything, plugin=plugin, env=env, timeout=timeout)
+    run = await run_suite(folder, everything, plugin=plugin, env=env, timeout=timeout, cache=cache)
     check = "suite_kills_mutants"
     expected = ("the suite passes against the correct app and at least one test fails against "
                 + ("the app where " + mutants[names[0]] if len(names) == 1 else

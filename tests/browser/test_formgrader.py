@@ -50,13 +50,29 @@ def make_course():
     return root
 
 
+def stop_grading_cluster(state, monkeypatch) -> None:
+    """`autograder grade` stops its cluster itself; this is for a run cut short, and removes its socket folder."""
+    from autograder.grading.databases import grading_cluster
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(state))
+    cluster = grading_cluster()
+    with contextlib.suppress(Exception):
+        cluster.stop()
+    for pid in postgres_pids_for(cluster.data_dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    socket_dir = cluster.fixed_socket_dir
+    if socket_dir is not None and socket_dir.is_dir() and not any(socket_dir.iterdir()):
+        socket_dir.rmdir()  # under /run when grading as root: not removed by the cluster's own stop
+
+
 def row(frame, table, key: str):
     """The table's row with a cell reading exactly `key`."""
     return table.locator("tbody tr").filter(has=frame.locator("td", has_text=re.compile(f"^{re.escape(key)}$")))
 
 
 @pytest.mark.timeout(150)
-def test_formgrader_shows_the_graded_class(page, course_state, tmp_path):
+def test_formgrader_shows_the_graded_class(page, course_state, tmp_path, monkeypatch):
     course = make_course()
     instructor = None
     try:
@@ -122,7 +138,5 @@ def test_formgrader_shows_the_graded_class(page, course_state, tmp_path):
     finally:
         if instructor is not None:
             instructor.close()
-        for pid in postgres_pids_for(course_state / "grading-pgdata"):  # the grading cluster, if grade was cut short
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_grading_cluster(course_state, monkeypatch)
         shutil.rmtree(course, ignore_errors=True)

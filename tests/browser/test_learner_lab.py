@@ -5,12 +5,14 @@ the setup cell shows `LessonDatabase(lesson='00_foundations', ...)`, the next ce
 run without an error, the toolbar has nbgrader's Validate button, and nothing of
 formgrader / Create Assignment is anywhere in the menus, the command palette or
 the side bars. The committed release notebook is never written (autosave off; the
-test checks the file is byte-for-byte unchanged).
+test checks the file is byte-for-byte unchanged) and the checkpoint folder JupyterLab
+creates on opening it is removed again.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from playwright.sync_api import expect
@@ -25,6 +27,7 @@ from tests.cli_support import REPO, course_state, free_port, pg_template  # noqa
 
 LESSON = "00_foundations"
 NOTEBOOK = REPO / "notebooks" / LESSON / f"{LESSON}.ipynb"
+CHECKPOINTS = NOTEBOOK.parent / ".ipynb_checkpoints"  # JupyterLab checkpoints a notebook when it opens it
 
 
 def run_cell(page, cell, expected_count: int) -> None:
@@ -45,6 +48,7 @@ def palette_matches(page, query: str) -> list[str]:
 @pytest.mark.timeout(120)
 def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_state, tmp_path):
     original = NOTEBOOK.read_bytes()
+    had_checkpoints = CHECKPOINTS.exists()
     lab = JupyterServer("lab", course_state, free_port(), tmp_path)
     try:
         lab.wait_ready()
@@ -108,6 +112,8 @@ def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_st
         assert "Traceback" not in lab.output(), lab.output()
     finally:
         lab.close()
+        if not had_checkpoints:
+            shutil.rmtree(CHECKPOINTS, ignore_errors=True)
         if NOTEBOOK.read_bytes() != original:  # never leave the release notebook changed
             NOTEBOOK.write_bytes(original)
             pytest.fail(f"{NOTEBOOK.relative_to(REPO)} was written during the test (restored)")

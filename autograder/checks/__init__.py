@@ -15,6 +15,7 @@ from autograder.checks.health import healthy_when_up, unhealthy_when_down, unrea
 from autograder.checks.lifespan import fails_at_startup, no_connections_after_shutdown, separate_engines
 from autograder.checks.loading import no_lazy_load
 from autograder.checks.migrations import Revision, data_migrated, migration_roundtrip, schema_matches_models
+from autograder.checks.mutation import suite_kills_mutants, suite_passes
 from autograder.checks.optimistic import single_winner
 from autograder.checks.pagination import keyset_pages_stable
 from autograder.checks.probe import Call, Exchange, Probe
@@ -40,4 +41,5 @@ __all__ = [
     "Revision", "schema_matches_models", "migration_roundtrip", "data_migrated",
     "keyset_pages_stable", "single_winner",
     "maps_integrity_error", "not_retried", "retried_until_success", "retries_bounded",
+    "suite_kills_mutants", "suite_passes",
 ]

@@ -25,13 +25,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import nbformat
-
+# Keep module-level imports light: on Python 3.11 the grader's fork server does not
+# preload __main__ (forkserver passes 'main_path', spawn provides 'init_main_from_path'),
+# so every forked submission re-runs this file's top level (only matters in-process).
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # tests.course.wrong_answers
-
-from tests.course.wrong_answers import WRONG_ANSWERS  # noqa: E402
 
 LESSONS = ["00_foundations", "01_session_dependency"]
 BIN = Path(sys.executable).parent
@@ -51,6 +50,10 @@ def grade_cell(nb, grade_id):
 
 def build_class(students: int, lessons: list[str], release_root: Path) -> list[dict]:
     """[{student, lesson, kind, content(bytes), expected(score or None)}] — deterministic."""
+    import nbformat
+
+    from tests.course.wrong_answers import WRONG_ANSWERS
+
     solutions = {l: nbformat.read(REPO / "solutions" / l / f"{l}.ipynb", as_version=4) for l in lessons}
     releases = {l: nbformat.read(release_root / l / f"{l}.ipynb", as_version=4) for l in lessons}
     points = {}
@@ -364,7 +367,10 @@ def main() -> int:
                   f"(min {min(executes):.2f}, max {max(executes):.2f}; includes startup)")
             busy = sum(executes)
             print(f"  worker-seconds executing: {busy:.1f} s over {args.workers} workers "
-                  f"= {busy / args.workers:.1f} s of the {ours_seconds:.1f} s wall")
+                  f"= {busy / args.workers:.1f} s of the {ours_seconds:.1f} s wall "
+                  f"(workers busy {busy / args.workers / ours_seconds:.0%})")
+            print(f"  ceiling if nothing but execution counted (wall = worker-seconds / -j): "
+                  f"{stock_seconds / (busy / args.workers):.1f}x")
         if not args.no_breakdown:
             b = ours_breakdown(ours_root, args.workers)
             print(f"ours, breakdown (a separate in-process GradeRun, {b['n']} submissions, {b['seconds']:.1f} s wall;"

@@ -384,6 +384,9 @@ class EmbeddedPostgres:
                 f"Could not stop the bundled PostgreSQL in {self.data_dir} "
                 f"({result.stderr.strip() or result.stdout.strip()})."
             )
+        if self.fixed_socket_dir is not None:
+            with contextlib.suppress(OSError):  # only when empty: the socket is gone with the server
+                self.fixed_socket_dir.rmdir()
         return info is not None
 
     # ----------------------------------------------------------------- holders

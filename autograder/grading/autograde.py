@@ -94,11 +94,13 @@ class SplitAutograde(Autograde):
         self.init_destination(lesson, student)
         self.init_assignment(lesson, student)  # gradebook: student, submission, missing notebooks
         sanitized = []
+        self.notes = []
         for path in [Path(p) for p in self.notebooks]:  # init_assignment drops unknown notebooks
             try:
-                nbformat.read(path, as_version=4)
+                submitted = nbformat.read(path, as_version=4)
             except Exception as exc:  # noqa: BLE001 - every unreadable file gets one sentence
                 raise SubmissionProblem(_explain_unreadable(path, exc)) from None
+            self.notes += self._test_cell_changes(lesson, path.name, submitted)
             self._sanitizing = True
             self._init_preprocessors()
             try:
@@ -109,6 +111,27 @@ class SplitAutograde(Autograde):
                 ) from None
             sanitized.append(Path(self._format_dest(lesson, student)) / path.name)
         return sanitized
+
+    def _test_cell_changes(self, lesson: str, filename: str, submitted) -> list[str]:
+        """Test cells the learner deleted or edited (nbgrader restores both; we say so)."""
+        from nbgrader import utils
+
+        release_path = Path(self.coursedir.format_path(self.coursedir.release_directory, ".", lesson)) / filename
+        if not release_path.exists():
+            return []
+        released = {c.metadata["nbgrader"]["grade_id"]: c.source
+                    for c in nbformat.read(release_path, as_version=4).cells
+                    if utils.is_grade(c) and not utils.is_solution(c)}
+        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+                for c in submitted.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        deleted = sorted(set(released) - set(mine))
+        edited = sorted(g for g in released if g in mine and mine[g].strip() != released[g].strip())
+        notes = []
+        if deleted:
+            notes.append(f"restored deleted test cell(s) {', '.join(deleted)}")
+        if edited:
+            notes.append(f"restored edited test cell(s) {', '.join(edited)}")
+        return notes
 
     def finish(self, sanitized: Path, execution: Execution) -> Path:
         """Score the executed notebook with nbgrader's own preprocessors (writes the gradebook)."""

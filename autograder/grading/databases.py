@@ -12,8 +12,9 @@ the sandboxed process only ever learns its own role's password. Each submission:
 
 and both are dropped when it has been graded. Names carry the grader's pid, so
 databases left by a grader that was killed are found and dropped by the next run.
-With DATABASE_URL (an external server) the same is done on that server, but
-whether other roles can log in there is up to its pg_hba.conf: the run says so.
+With GRADING_DATABASE_URL (an external server, e.g. docker compose's) the same
+is done on that server, but whether other roles can log in there is up to its
+pg_hba.conf: the run says so.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from autograder.db import url as urls
 from autograder.db.embedded import EmbeddedPostgres
 
 NAME_PREFIX = "grade_"
+ENV_GRADING_URL = "GRADING_DATABASE_URL"
 _NAME = re.compile(r"^grade_(\d+)_(\d+)$")
 STATEMENT_TIMEOUT = "10s"
 CONNECTION_LIMIT = 16
@@ -75,9 +77,12 @@ class GradingDatabases:
 
     @classmethod
     def open_for_run(cls) -> tuple["GradingDatabases", EmbeddedPostgres | None]:
-        configured = urls.configured_url()
-        if configured is not None:
-            return cls(configured, isolated_server=False), None
+        # Not DATABASE_URL: that is the learners' server (trusting local logins on the
+        # bundled one). Grading uses its own password-protected cluster unless an
+        # instructor names a server for it explicitly.
+        raw = os.environ.get(ENV_GRADING_URL, "").strip()
+        if raw:
+            return cls(urls.normalize(raw), isolated_server=False), None
         cluster = grading_cluster()
         info = cluster.acquire()
         return cls(make_url(info.url("postgres")), isolated_server=True), cluster

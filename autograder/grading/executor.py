@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import secrets
 import signal
 import threading
 import time
@@ -95,13 +96,16 @@ def _child_main(conn, job: JobSpec) -> None:
         while True:
             message = json.loads(conn.recv_bytes())
             if message.get("done"):
+                _send(conn, {"bye": message.get("nonce")})
                 break
             result = runner.run(message["source"], graded=bool(message.get("graded")))
             result["cell"] = message["cell"]
+            result["nonce"] = message.get("nonce")
             try:
                 payload = json.dumps(result, default=str)
             except (TypeError, ValueError) as exc:
-                payload = json.dumps({"cell": message["cell"], "status": "error", "execution_count": None,
+                payload = json.dumps({"cell": message["cell"], "nonce": message.get("nonce"),
+                                      "status": "error", "execution_count": None,
                                       "outputs": [{"output_type": "error", "ename": "OutputError",
                                                    "evalue": f"the cell's output could not be recorded: {exc}",
                                                    "traceback": []}]})
@@ -179,9 +183,21 @@ class Executor:
                 return result
             result.protections = sandbox.Applied(on=list(ready.get("on", [])), off=dict(ready.get("off", {})))
             result.startup_seconds = time.monotonic() - started
+            # A test cell's reply is trusted only once the process has shown it is still
+            # the grader's: it must echo a fresh nonce, nothing may arrive unasked, and
+            # the next exchange must succeed too. Code running inside a test cell could
+            # otherwise write a forged "passed" reply to the pipe and then end the process
+            # before the real one is sent.
+            unconfirmed: int | None = None
             for position, (index, source) in enumerate(code_cells):
                 current = index
-                _send(parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells})
+                if parent_conn.poll(0):
+                    self._stop_for(result, code_cells[position:], "protocol-error",
+                                   "the grading process sent a message nobody asked for", unconfirmed)
+                    return result
+                nonce = secrets.token_hex(8)
+                _send(parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells,
+                                    "nonce": nonce})
                 cell_deadline = min(deadline, time.monotonic() + job.deadlines.cell + job.deadlines.grace)
                 reply = self._receive(parent_conn, process, cell_deadline)
                 if reply is None:
@@ -191,38 +207,40 @@ class Executor:
                         process.join(timeout=1.0)
                     if process.is_alive() and now >= cell_deadline:
                         notebook_over = now >= deadline
-                        result.ended = "notebook-timeout" if notebook_over else "cell-timeout"
+                        ended = "notebook-timeout" if notebook_over else "cell-timeout"
                         limit = job.deadlines.notebook if notebook_over else job.deadlines.cell
                         what = "the notebook" if notebook_over else "this cell"
-                        result.detail = f"{what} ran longer than {limit:g} s and was stopped"
-                        result.cells[index] = {"execution_count": None, "outputs": [
-                            _error("Timeout", result.detail)]}
+                        detail = f"{what} ran longer than {limit:g} s and was stopped"
+                        self._stop_for(result, code_cells[position:], ended, detail, unconfirmed, "Timeout")
                     else:
-                        result.ended = "crashed"
-                        result.detail = _describe_exit(process) + " while running this cell"
-                        result.cells[index] = {"execution_count": None,
-                                               "outputs": [_error("KernelDied", result.detail)]}
-                    self._not_run(result, code_cells[position + 1:], f"an earlier cell ended the run ({result.ended})")
+                        detail = _describe_exit(process) + " while running this cell"
+                        self._stop_for(result, code_cells[position:], "crashed", detail, unconfirmed, "KernelDied")
                     return result
-                if reply.get("cell") != index or not isinstance(reply.get("outputs"), list):
-                    result.ended = "protocol-error"
-                    result.detail = "the grading process sent an unexpected message"
-                    result.cells[index] = {"execution_count": None,
-                                           "outputs": [_error("GraderError", result.detail)]}
-                    self._not_run(result, code_cells[position + 1:], "the run was stopped")
+                if (reply.get("cell") != index or reply.get("nonce") != nonce
+                        or not isinstance(reply.get("outputs"), list)):
+                    self._stop_for(result, code_cells[position:], "protocol-error",
+                                   "the grading process sent an unexpected message", unconfirmed, "GraderError")
                     return result
+                unconfirmed = None  # the previous test cell's process answered again: it stands
                 result.cells[index] = {"execution_count": reply.get("execution_count"),
                                        "outputs": reply["outputs"]}
                 if reply.get("status") == "tampered":
                     result.ended = "tampering"
                     result.detail = "the submission changed the grader or the check library"
                     self._not_run(result, code_cells[position + 1:], "the submission tampered with the grader")
-                    _send(parent_conn, {"done": True})
                     return result
                 if reply.get("status") == "timeout":
                     result.ended = "cell-timeout"
                     result.detail = f"a cell ran longer than {job.deadlines.cell:g} s"
-            _send(parent_conn, {"done": True})
+                if index in job.graded_cells:
+                    unconfirmed = index
+            nonce = secrets.token_hex(8)
+            _send(parent_conn, {"done": True, "nonce": nonce})
+            bye = self._receive(parent_conn, process, time.monotonic() + 5)
+            if unconfirmed is not None and (bye is None or bye.get("bye") != nonce or parent_conn.poll(0)):
+                self._void(result, unconfirmed, "the process did not finish cleanly after this test")
+                result.ended = "protocol-error"
+                result.detail = "the grading process did not finish cleanly"
             process.join(timeout=2)
             return result
         finally:
@@ -231,6 +249,22 @@ class Executor:
             with self._live_lock:
                 self._live.discard(process)
             parent_conn.close()
+
+    def _stop_for(self, result: Execution, rest: list[tuple[int, str]], ended: str, detail: str,
+                  unconfirmed: int | None, ename: str | None = None) -> None:
+        """End the run at the first of `rest`: it gets the error, the others "not run"."""
+        result.ended = ended
+        result.detail = detail
+        if unconfirmed is not None:
+            self._void(result, unconfirmed, f"the next cell did not complete ({ended})")
+        first, *others = rest
+        result.cells[first[0]] = {"execution_count": None, "outputs": [_error(ename or "GraderError", detail)]}
+        self._not_run(result, others, f"an earlier cell ended the run ({ended})")
+
+    @staticmethod
+    def _void(result: Execution, index: int, why: str) -> None:
+        result.cells[index] = {"execution_count": None, "outputs": [
+            _error("Unconfirmed", f"this test's result cannot be trusted: {why}")]}
 
     @staticmethod
     def _not_run(result: Execution, cells: list[tuple[int, str]], why: str) -> None:

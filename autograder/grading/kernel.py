@@ -128,40 +128,54 @@ class _Stream(io.TextIOBase):
         return False
 
 
-def _make_shell(runner: "CellRunner"):
-    from IPython.core.displayhook import DisplayHook
-    from IPython.core.displaypub import DisplayPublisher
-    from IPython.core.interactiveshell import InteractiveShell
+from IPython.core.displayhook import DisplayHook  # noqa: E402 - after the light helpers above
+from IPython.core.displaypub import DisplayPublisher  # noqa: E402
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
-    class Publisher(DisplayPublisher):
-        def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
-            runner.current.display(data, metadata)
+# Module-level classes (not made inside a function) so that the integrity baseline,
+# taken in the fork server, covers them: replacing one of their methods is tampering.
 
-        def clear_output(self, wait=False):
-            runner.current.items.clear()
 
-    class Hook(DisplayHook):
-        def write_output_prompt(self):
-            pass
+class Publisher(DisplayPublisher):
+    runner: "CellRunner"
 
-        def write_format_data(self, format_dict, md_dict=None):
-            runner.current.result(format_dict, md_dict, runner.execution_count)
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+        self.runner.current.display(data, metadata)
 
-        def finish_displayhook(self):
-            self._is_active = False
+    def clear_output(self, wait=False):
+        self.runner.current.items.clear()
 
-        def log_output(self, format_dict):
-            pass
 
-    class Shell(InteractiveShell):
-        def _showtraceback(self, etype, evalue, stb):
-            name = getattr(etype, "__name__", str(etype))
-            runner.current.error(name, str(evalue), list(stb))
+class Hook(DisplayHook):
+    runner: "CellRunner"
 
-        def init_history(self):
-            super().init_history()
-            self.history_manager.enabled = False
+    def write_output_prompt(self):
+        pass
 
+    def write_format_data(self, format_dict, md_dict=None):
+        self.runner.current.result(format_dict, md_dict, self.runner.execution_count)
+
+    def finish_displayhook(self):
+        self._is_active = False
+
+    def log_output(self, format_dict):
+        pass
+
+
+class Shell(InteractiveShell):
+    runner: "CellRunner"
+
+    def _showtraceback(self, etype, evalue, stb):
+        name = getattr(etype, "__name__", str(etype))
+        self.runner.current.error(name, str(evalue), list(stb))
+
+    def init_history(self):
+        super().init_history()
+        self.history_manager.enabled = False
+
+
+def _make_shell(runner: "CellRunner") -> Shell:
+    Shell.runner = Publisher.runner = Hook.runner = runner
     shell = Shell(colors="nocolor", history_length=0, cache_size=0)
     shell.display_pub = Publisher(shell=shell, parent=shell)
     shell.displayhook = Hook(shell=shell, cache_size=0, parent=shell)
@@ -193,6 +207,12 @@ class CellRunner:
                 history.clear()
         for key in [k for k in linecache.cache if isinstance(k, str) and k.startswith("<ipython-input-")]:
             linecache.cache.pop(key, None)
+        # The last result keeps the cell's raw source; the last traceback keeps its frames
+        # (and so the compiled hidden test code).
+        self.shell.last_execution_result = None
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                setattr(sys, name, None)
 
     def _on_alarm(self, signum, frame):
         raise CellTimeout(f"this cell ran longer than {self.cell_timeout:g} s")

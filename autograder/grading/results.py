@@ -19,7 +19,7 @@ import nbformat
 from nbgrader import utils as nbutils
 
 # Errors that mean "the test could not run", as opposed to "the test ran and failed".
-NOT_RUN = {"NotRun", "KernelDied", "Timeout", "CellTimeout", "GraderError", "OutputError"}
+NOT_RUN = {"NotRun", "KernelDied", "Timeout", "CellTimeout", "GraderError", "OutputError", "Unconfirmed", "Tampering"}
 MAX_MESSAGE = 4000
 
 

@@ -190,7 +190,7 @@ class GradeRun:
             loop.run(dbs.connect())
             loop.run(dbs.sweep_stale())
             if not dbs.isolated_server:
-                self.report.database_note = ("DATABASE_URL is an external server: each submission gets its own "
+                self.report.database_note = ("GRADING_DATABASE_URL is an external server: each submission gets its own "
                                              "database and role, but whether other roles can log in depends on "
                                              "that server's pg_hba.conf")
             Executor.warm_up()
@@ -223,6 +223,14 @@ class GradeRun:
 
     def _timed(self, phase: str, seconds: float) -> None:
         self.report.phase_seconds[phase] = self.report.phase_seconds.get(phase, 0.0) + seconds
+
+    def _keep_paths(self, dbs: GradingDatabases) -> list[Path]:
+        """What the sandbox binds back: Python, the package, and the database's socket folder."""
+        keep = _kept_paths()
+        host = dict(dbs.admin_url.query).get("host") or dbs.admin_url.host or ""
+        if host.startswith("/"):
+            keep.append(Path(host))
+        return keep
 
     def _pipeline(self, api, dbs: GradingDatabases, loop: _Loop, todo: list[Submission]) -> None:
         executor = Executor(self.options.deadlines)
@@ -278,7 +286,7 @@ class GradeRun:
                 shutil.rmtree(workdir, ignore_errors=True)
                 sandbox.prepare_workdir(workdir, slot)
                 spec = sandbox.SandboxSpec(workdir=workdir, slot=slot, isolate=self.options.isolate,
-                                           hide=_hidden_paths(self.root), keep=_kept_paths(),
+                                           hide=_hidden_paths(self.root), keep=self._keep_paths(dbs),
                                            limits=self.options.limits)
                 env = {"COURSE_DB_URL": database.url, "DATABASE_URL": database.url,
                        "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0"}
@@ -304,7 +312,7 @@ class GradeRun:
         tests = tests_from(sanitized, grades)
         result = SubmissionResult(
             student=sub.student, lesson=sub.lesson, status="graded",
-            verdict=_verdict(execution, tests),
+            verdict=_verdict(execution, tests, getattr(grader, "notes", [])),
             score=sum(t.score for t in tests), max_score=sum(t.max_score for t in tests),
             tests=tests, checksum=sub.checksum, execution_time=execution.seconds,
             timings={"startup": round(execution.startup_seconds, 3), "execute": round(execution.seconds, 3)},
@@ -377,12 +385,13 @@ class GradeRun:
         os.replace(tmp, target)
 
 
-def _verdict(execution: Execution, tests) -> str:
+def _verdict(execution: Execution, tests, notes: list[str]) -> str:
     passed = sum(1 for t in tests if t.status == "pass")
-    summary = f"{passed} of {len(tests)} tests passed"
-    if execution.ended == "completed":
-        return f"graded: {summary}"
-    return f"graded: {summary}; {execution.ended}: {execution.detail}"
+    parts = [f"graded: {passed} of {len(tests)} tests passed"]
+    if execution.ended != "completed":
+        parts.append(f"{execution.ended}: {execution.detail}")
+    parts += notes
+    return "; ".join(parts)
 
 
 def _hidden_paths(root: Path) -> list[Path]:

@@ -123,3 +123,17 @@ def test_a_fork_bomb_stops_at_the_process_limit(executor, tmp_path):
     r = run(executor, tmp_path, [code], cell=10.0)
     out = texts(r, 0)
     assert out.startswith("stopped after") and int(out.split()[2]) < 100
+
+
+def test_a_test_whose_process_dies_right_after_it_is_not_trusted(executor, tmp_path):
+    # A reply for a test cell counts only once the process answers again: code running
+    # inside a test could forge a "passed" reply and end the process before the real one.
+    workdir = tmp_path / "job"
+    sandbox.prepare_workdir(workdir, 0)
+    job = JobSpec(env={}, sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False),
+                  graded_cells=frozenset({0, 2}))
+    r = executor.execute([(0, "print('test 1 ran')"), (1, "print('fine')"), (2, "print('test 2 ran')"),
+                          (3, "import os; os._exit(1)")], job)
+    assert r.ended == "crashed"
+    assert texts(r, 0) == "test 1 ran\n"  # confirmed by the next cell's answer
+    assert errors(r, 2)[0]["ename"] == "Unconfirmed"  # the process died right after it

@@ -1,0 +1,265 @@
+"""Hostile and broken submissions, each with what the grader must make of it.
+
+Every case is built from lesson 00: most from the *unsolved* release with hostile
+code in the first exercise cell, so any point they get is a point they did not
+earn; a few from the solution or a wrong answer, where the legitimate score is
+known. `max_score` is the most the case may get, `says` what its verdict or test
+messages must contain (the learner and the instructor both read those).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import nbformat
+
+LESSON = "00_foundations"
+EXERCISES = ("ex_product_model", "ex_session_factory", "ex_add_products")
+TESTS = ("test_product_model", "test_session_factory", "test_add_products")
+FULL = 8.0
+WRONG_SCORE = 5.0  # the known wrong answer loses test_add_products (3 points)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[dict], object]  # {"solution", "release", "wrong"} -> notebook, bytes or str
+    max_score: float
+    says: tuple[str, ...]
+    min_score: float = 0.0
+
+
+def _cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def release_with(code: str, where: str = "ex_product_model"):
+    def build(base):
+        nb = copy.deepcopy(base["release"])
+        _cell(nb, where).source = code
+        return nb
+    return build
+
+
+def solution_with(code: str, where: str, base_name: str = "solution"):
+    """The (solution or wrong) notebook with `code` appended to one exercise cell."""
+    def build(base):
+        nb = copy.deepcopy(base[base_name])
+        cell = _cell(nb, where)
+        cell.source = cell.source + "\n" + code
+        return nb
+    return build
+
+
+def _without_tests(base):
+    nb = copy.deepcopy(base["release"])
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in TESTS]
+    return nb
+
+
+def _edited_tests(base):
+    nb = copy.deepcopy(base["release"])
+    for grade_id in TESTS:
+        _cell(nb, grade_id).source = "pass  # trust me"
+    return nb
+
+
+def _edited_tests_and_checksums(base):
+    from nbgrader.utils import compute_checksum
+
+    nb = _edited_tests(base)
+    for grade_id in TESTS:
+        cell = _cell(nb, grade_id)
+        cell.metadata["nbgrader"]["checksum"] = compute_checksum(cell)
+    return nb
+
+
+def _tests_made_ungraded(base):
+    nb = copy.deepcopy(base["release"])
+    for grade_id in TESTS:
+        _cell(nb, grade_id).metadata["nbgrader"]["grade"] = False
+    return nb
+
+
+def _tests_moved_first(base):
+    nb = copy.deepcopy(base["solution"])
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in TESTS]
+    rest = [c for c in nb.cells if c not in tests]
+    nb.cells = rest[:2] + tests + rest[2:]  # before the exercises they test
+    return nb
+
+
+def _nbformat3(base):
+    data = json.loads(nbformat.writes(base["release"]))
+    data["nbformat"] = 3
+    data["nbformat_minor"] = 0
+    return json.dumps(data)
+
+
+def _duplicate_test_id(base):
+    nb = copy.deepcopy(base["release"])
+    fake = copy.deepcopy(_cell(nb, "test_product_model"))
+    fake.source = "pass"
+    fake["id"] = "fake-test"
+    nb.cells.insert(1, fake)  # an early, harmless cell claiming the test's id
+    return nb
+
+
+# Find the grader's pipe and the message being answered the way an attacker would:
+# through the garbage collector (frames of the runner are not reachable by walking up).
+FIND_PIPE = """
+def _pipe_and_message():
+    import gc, multiprocessing.connection as mc
+    conns = [o for o in gc.get_objects() if isinstance(o, mc.Connection) and not o.closed]
+    messages = [o for o in gc.get_objects() if isinstance(o, dict) and "nonce" in o and "source" in o]
+    return conns[0], (messages[-1] if messages else None)
+"""
+
+# Called from inside a test (through the learner's function): answer for the test
+# before it finishes, then end the process so the real answer never comes. The nonce
+# of the message being answered is not reachable, so it is guessed.
+FORGE_REPLY = FIND_PIPE + """
+def _forge():
+    import json, os
+    conn, _ = _pipe_and_message()
+    for cell in range(80):
+        conn.send_bytes(json.dumps({"cell": cell, "nonce": "0" * 16, "status": "ok",
+                                    "execution_count": 1, "outputs": []}).encode())
+    os._exit(0)
+"""
+
+PRE_WRITE = FIND_PIPE + """
+import json
+_conn, _message = _pipe_and_message()
+for _cell in range(100):
+    _conn.send_bytes(json.dumps({"cell": _cell, "status": "ok", "outputs": []}).encode())
+"""
+
+READ_HIDDEN = '''
+import gc, glob, linecache, sys
+found = []
+for pattern in ("/work/main/solutions/*/*.ipynb", "/work/main/.course/gradebook.db", "/tmp/*/*.ipynb"):
+    try:
+        found += [open(p, errors="replace").read() for p in glob.glob(pattern, recursive=True)[:5]]
+    except OSError:
+        pass
+ip = get_ipython()
+found += [str(x) for x in ip.user_ns.get("In", [])] + [str(v[2]) for v in linecache.cache.values()]
+if ip.last_execution_result is not None:
+    found.append(ip.last_execution_result.info.raw_cell)
+tb = getattr(sys, "last_traceback", None)
+while tb is not None:
+    found.append(repr(tb.tb_frame.f_code.co_consts))
+    tb = tb.tb_next
+found += [o for o in gc.get_objects() if isinstance(o, str) and "HIDDEN" in o][:20]
+for name, value in list(ip.user_ns.items()):
+    code = getattr(value, "__code__", None)
+    if code is not None:
+        found.append(repr(code.co_consts))
+print("\\n".join(found)[:200000])
+'''
+
+CASES: list[Case] = [
+    # --- legitimate submissions graded in the same run: their grades must be exact
+    Case("good_solution", lambda b: b["solution"], FULL, ("3 of 3 tests passed",), min_score=FULL),
+    Case("good_wrong_answer", lambda b: b["wrong"], WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
+    Case("good_untouched", lambda b: b["release"], 0.0, ("0 of 3 tests passed",)),
+    # --- runaway code
+    Case("infinite_loop", release_with("while True:\n    pass"), 0.0, ("cell-timeout",)),
+    Case("sleep_past_timeout", release_with("import time\ntime.sleep(10_000)"), 0.0, ("cell-timeout",)),
+    Case("loop_ignoring_the_alarm",
+         release_with("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"),
+         0.0, ("cell-timeout", "ran longer than")),
+    Case("lifespan_never_finishes", release_with(
+        "import asyncio, contextlib\nfrom fastapi import FastAPI\nfrom autograder.driver import AppDriver\n"
+        "@contextlib.asynccontextmanager\nasync def lifespan(app):\n    await asyncio.Event().wait()\n    yield\n"
+        "async with AppDriver(FastAPI(lifespan=lifespan)):\n    pass"), 0.0, ("cell-timeout",)),
+    # --- ending the process
+    Case("os_exit", release_with("import os\nos._exit(0)"), 0.0, ("crashed", "exited with status 0")),
+    Case("sys_exit", release_with("import sys\nsys.exit(3)"), 0.0, ("0 of 3 tests passed",)),
+    Case("segfault", release_with("import ctypes\nctypes.string_at(0)"), 0.0, ("SIGSEGV",)),
+    Case("kill_the_grader", release_with(
+        "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError as exc:\n        print('refused', exc)"), 0.0, ("0 of 3 tests passed",)),
+    # --- resources
+    Case("huge_output", release_with("print('x' * 50_000_000)"), 0.0, ("0 of 3 tests passed",)),
+    Case("fork_bomb", release_with(
+        "import os\nfor _ in range(10_000):\n    if os.fork() == 0:\n        import time; time.sleep(30); os._exit(0)"),
+        0.0, ("0 of 3 tests passed",)),
+    Case("memory_hog", release_with("hog = bytearray(20 * 1024**3)"), 0.0, ("0 of 3 tests passed",)),
+    Case("disk_fill", release_with("with open('big', 'wb') as f:\n    f.write(b'0' * (512 * 1024**2))"),
+         0.0, ("0 of 3 tests passed",)),
+    Case("connection_flood", release_with(
+        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\nconns = []\n"
+        "for _ in range(100):\n    conns.append(await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL'])))"),
+        0.0, ("0 of 3 tests passed",)),
+    # --- the database and the file system
+    Case("drop_databases", release_with(
+        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
+        "c = await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL']))\n"
+        "for sql in ('DROP DATABASE postgres', 'DROP DATABASE template1', 'DROP ROLE postgres', "
+        "'CREATE DATABASE mine', 'ALTER ROLE CURRENT_USER SUPERUSER'):\n"
+        "    try:\n        await c.execute(sql)\n        print('DID', sql)\n"
+        "    except Exception as exc:\n        print('refused', sql, type(exc).__name__)"),
+        0.0, ("0 of 3 tests passed",)),
+    Case("drop_tables_then_solve", solution_with(
+        "import sqlalchemy as sa\nasync with engine.begin() as _c:\n"
+        "    await _c.execute(sa.text('DROP SCHEMA public CASCADE'))", "ex_product_model"),
+        FULL, ()),
+    Case("connect_as_superuser", release_with(
+        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
+        "p = asyncpg_params(os.environ['DATABASE_URL'])\np.update(user='postgres', password='', database='postgres')\n"
+        "await asyncpg.connect(**p)"), 0.0, ("0 of 3 tests passed",)),
+    Case("write_outside", release_with(
+        "import pathlib\nfor p in ('/work/escape.txt', '/etc/escape.txt', '/root/escape.txt'):\n"
+        "    try:\n        pathlib.Path(p).write_text('x')\n    except OSError as exc:\n        print('refused', p)"),
+        0.0, ("0 of 3 tests passed",)),
+    Case("network", release_with(
+        "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"), 0.0, ("0 of 3 tests passed",)),
+    Case("read_hidden_tests", solution_with(READ_HIDDEN, "ex_add_products"), FULL, ()),
+    # --- broken files
+    Case("malformed_json", lambda b: "{ this is not json", 0.0, ("not valid JSON",)),
+    Case("empty_file", lambda b: b"", 0.0, ("empty",)),
+    Case("wrong_nbformat", _nbformat3, 0.0, ("nbformat 3",)),
+    Case("not_a_notebook", lambda b: json.dumps({"hello": "world"}), 0.0, ("not a notebook",)),
+    # --- nbgrader's own cell checks
+    Case("deleted_test_cells", _without_tests, 0.0, ("restored deleted test cell",)),
+    Case("edited_test_cells", _edited_tests, 0.0, ("restored edited test cell",)),
+    Case("edited_test_cells_and_checksums", _edited_tests_and_checksums, 0.0, ("restored edited test cell",)),
+    Case("tests_made_ungraded", _tests_made_ungraded, 0.0, ("not graded", "checksums")),
+    Case("tests_moved_before_answers", _tests_moved_first, 0.0, ("0 of 3 tests passed",)),
+    Case("duplicate_test_id", _duplicate_test_id, 0.0, ("not graded",)),
+    # --- faking a pass: the wrong answer (worth 5) plus a trick that would make it 8
+    Case("patch_verdict_require", solution_with(
+        "import autograder.checks.verdict as _v\n_v.Verdict.require = lambda self: self", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("Tampering", "Verdict.require")),
+    Case("patch_require_that", solution_with(
+        "import autograder.teaching as _t\n_t.require_that = lambda *a, **k: None", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("Tampering", "require_that")),
+    Case("patch_check_failed_code", solution_with(
+        "import autograder.teaching as _t\n_t.require_that.__code__ = (lambda *a, **k: None).__code__",
+        "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "code of")),
+    Case("silence_tracebacks", solution_with(
+        "get_ipython().showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("Tampering", "showtraceback")),
+    Case("patch_shell_class", solution_with(
+        "type(get_ipython())._showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("Tampering", "_showtraceback")),
+    Case("settrace", solution_with(
+        "import sys\nsys.settrace(lambda *a: None)", "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "trace")),
+    Case("fake_check_module", solution_with(
+        "import sys, types\n_fake = types.ModuleType('autograder.teaching')\n"
+        "_fake.__dict__.update(sys.modules['autograder.teaching'].__dict__)\n"
+        "_fake.require_that = lambda *a, **k: None\nsys.modules['autograder.teaching'] = _fake",
+        "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "sys.modules")),
+    Case("patch_asyncpg", solution_with(
+        "import asyncpg\nasyncpg.connection.Connection.fetchval = lambda self, *a, **k: 0", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("Tampering", "fetchval")),
+    Case("forge_a_passing_reply", solution_with(FORGE_REPLY + "\n_real = add_products\nasync def add_products(*a, **k):\n"
+        "    _forge()\n    return await _real(*a, **k)\n", "ex_add_products", "wrong"),
+        WRONG_SCORE, ("protocol-error",)),
+    Case("pre_written_reply", solution_with(PRE_WRITE, "ex_add_products", "wrong"), WRONG_SCORE, ("protocol-error",)),
+]

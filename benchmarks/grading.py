@@ -280,7 +280,8 @@ def main() -> int:
 
     path_env = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
     ours_env = {**os.environ, "PATH": path_env}
-    ours_env.pop("DATABASE_URL", None)  # ours: its default, the isolated grading cluster
+    for var in ("DATABASE_URL", "GRADING_DATABASE_URL"):  # ours: its default, the isolated grading cluster
+        ours_env.pop(var, None)
     held = urls.configured_url() is None
     admin_url = urls.render(server_url(hold=True))  # the course server stays up for stock's kernels
     stock_env = {**os.environ, "PATH": path_env, "DATABASE_URL": admin_url}

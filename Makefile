@@ -16,6 +16,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LAB_ARGS ?=
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); each notebook file stays in one process.
+TEST_WORKERS ?= 2
 # Debian packages some tests use (docker-compose config validation, a headless browser).
 SYSTEM_TEST_TOOLS := docker-compose chromium
 
@@ -56,7 +58,7 @@ system-test-tools:
 # pytest's own exit code is kept: make reports it, and if PYTEST_EXIT_FILE is set
 # it is also written there (.ci/run exits with it).
 test: $(STAMP) system-test-tools
-	@$(BIN)/pytest --nbval $(PYTEST_ARGS); code=$$?; \
+	@$(BIN)/pytest --nbval -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); code=$$?; \
 	if [ -n "$(PYTEST_EXIT_FILE)" ]; then echo $$code > "$(PYTEST_EXIT_FILE)"; fi; \
 	exit $$code
 

@@ -32,7 +32,11 @@ def database_name(lesson_id: str) -> str:
     if override:
         return admin.check_identifier(override)
     slug = re.sub(r"[^a-z0-9_]+", "_", lesson_id.lower()).strip("_")
-    return admin.check_identifier(f"lesson_{slug}"[:63])
+    # Parallel test workers (pytest-xdist) run the same lesson at once: kernels inherit
+    # the worker's name, and each worker gets databases of its own.
+    worker = re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_WORKER", "").lower())
+    suffix = f"_{worker}" if worker else ""
+    return admin.check_identifier(f"lesson_{slug}"[: 63 - len(suffix)] + suffix)
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,8 @@ def _explain_failure(data_dir: Path, text: str) -> str:
 class EmbeddedPostgres:
     """One embedded server per data folder, shared by every process that needs it."""
 
-    def __init__(self, data_dir: Path, *, password_file: Path | None = None, socket_dir: Path | None = None):
+    def __init__(self, data_dir: Path, *, password_file: Path | None = None, socket_dir: Path | None = None,
+                 settings: dict[str, str] | None = None):
         """`password_file`: use password (SCRAM) authentication for every role, the
         superuser's password kept in that file (created on first start, mode 0600);
         without it, local connections are trusted (a learner's own machine).
@@ -163,6 +164,7 @@ class EmbeddedPostgres:
         self.log_file = self.data_dir / "log"
         self.password_file = password_file
         self.fixed_socket_dir = socket_dir
+        self.settings = dict(settings or {})  # extra `-c name=value` server settings
 
     def _password(self) -> str | None:
         if self.password_file is None:
@@ -346,6 +348,7 @@ class EmbeddedPostgres:
                 if self.fixed_socket_dir is not None:
                     _pgserver_utils().ensure_prefix_permissions(socket_dir)
         options = f"-h '' -k {socket_dir} -c max_connections=200"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         # pg_ctl writes the server log into the data folder; if that folder cannot be
         # written, pg_ctl fails before the server logs anything, so read both.
         result = self._run(

@@ -60,7 +60,12 @@ def grading_cluster() -> EmbeddedPostgres:
         socket_dir = Path("/run") / f"autograder-pg-{tag}"
     else:
         socket_dir = state / "grading-run"
-    return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir)
+    # Everything in this cluster is thrown away after grading, so it need not survive a
+    # power cut: without fsync, the checkpoint each DROP DATABASE forces costs
+    # milliseconds instead of stalling the run (measured: 270 ms to 1.5 s per drop).
+    throwaway = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir,
+                            settings=throwaway)
 
 
 class GradingDatabases:
@@ -73,6 +78,10 @@ class GradingDatabases:
         self._seq = 0
         self._conn: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()
+        # Drops go through a connection of their own so that the next submission's
+        # database can be created meanwhile (a drop waits for a checkpoint).
+        self._drop_conn: asyncpg.Connection | None = None
+        self._drop_lock = asyncio.Lock()
         self.live: set[str] = set()
 
     @classmethod
@@ -89,22 +98,27 @@ class GradingDatabases:
 
     async def connect(self) -> None:
         self._conn = await admin.connect(self.admin_url)
+        self._drop_conn = await admin.connect(self.admin_url)
         if self.isolated_server:
             # Submissions may connect to their own database only.
             await self._conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
             await self._conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for conn in (self._conn, self._drop_conn):
+            if conn is not None:
+                await conn.close()
+        self._conn = self._drop_conn = None
 
     async def template_for(self, lesson: str) -> str:
         name = admin.check_identifier(f"course_tpl_{re.sub(r'[^a-z0-9_]', '_', lesson.lower())}"[:63])
         async with self._lock:
             exists = await self._conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if not exists:
-                await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+                try:
+                    await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+                except asyncpg.DuplicateDatabaseError:
+                    pass  # another grader on this cluster made it first
                 await self._conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
         return name
 
@@ -130,13 +144,13 @@ class GradingDatabases:
         return SubmissionDatabase(name=name, role=name, url=urls.render(url))
 
     async def drop(self, name: str) -> None:
-        async with self._lock:
+        async with self._drop_lock:
             await self._drop(name)
             self.live.discard(name)
 
     async def _drop(self, name: str) -> None:
-        await self._conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await self._conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        await self._drop_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await self._drop_conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
     async def drop_all_of_this_run(self) -> None:
         for name in sorted(self.live):
@@ -156,7 +170,7 @@ class GradingDatabases:
             pid = int(match.group(1))
             if pid == self.pid or _alive(pid):
                 continue
-            async with self._lock:
+            async with self._drop_lock:
                 await self._drop(row["name"])
             dropped.append(row["name"])
         return sorted(set(dropped))

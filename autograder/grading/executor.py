@@ -37,14 +37,37 @@ from autograder.grading.kernel import MAX_MESSAGE_BYTES
 _CONTEXT = None
 
 
+PROCESS_NAME = "autograder-submission"
+
+
+def _without_main(get_preparation_data):
+    """Our children run a function of this package: they never need the caller's __main__.
+
+    multiprocessing re-imports the parent's main script in every child it starts
+    (and on 3.11 the fork server's own preload of "__main__" is silently dropped),
+    which costs from 10 ms (the CLI) to seconds (a script or pytest) per submission.
+    """
+    def prepared(name):
+        data = get_preparation_data(name)
+        if name.startswith(PROCESS_NAME):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    prepared.__wrapped__ = get_preparation_data
+    return prepared
+
+
 def _context():
     """A forkserver whose server process imported the heavy modules once."""
     global _CONTEXT
     if _CONTEXT is None:
+        import multiprocessing.spawn as spawn
+
+        if not hasattr(spawn.get_preparation_data, "__wrapped__"):
+            spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
         ctx = multiprocessing.get_context("forkserver")
-        # "__main__" first: otherwise every forked child re-imports the main module
-        # (the CLI, pytest) before running, which costs about a second each.
-        ctx.set_forkserver_preload(["__main__", "autograder.grading.preload"])
+        ctx.set_forkserver_preload(["autograder.grading.preload"])
         _CONTEXT = ctx
     return _CONTEXT
 
@@ -158,14 +181,14 @@ class Executor:
     def warm_up() -> None:
         """Start the fork server now (imports happen once, before the clock starts)."""
         ctx = _context()
-        probe = ctx.Process(target=_noop)
+        probe = ctx.Process(target=_noop, name=PROCESS_NAME)
         probe.start()
         probe.join()
 
     def execute(self, code_cells: list[tuple[int, str]], job: JobSpec) -> Execution:
         ctx = _context()
         parent_conn, child_conn = ctx.Pipe(duplex=True)
-        process = ctx.Process(target=_child_main, args=(child_conn, job), daemon=False)
+        process = ctx.Process(target=_child_main, args=(child_conn, job), daemon=False, name=PROCESS_NAME)
         started = time.monotonic()
         result = Execution()
         process.start()

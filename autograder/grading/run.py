@@ -107,6 +107,9 @@ class _Loop:
     def run(self, coro, timeout: float = 60):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def submit(self, coro) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
     def close(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
@@ -124,6 +127,7 @@ class GradeRun:
         self.on_progress = on_progress or (lambda result: None)
         self.report = RunReport()
         self._stop = threading.Event()
+        self._drops: list[concurrent.futures.Future] = []
         self.staging = self.root / STAGING_DIR / str(os.getpid())
 
     # ------------------------------------------------------------------ setup
@@ -201,6 +205,7 @@ class GradeRun:
         finally:
             if dbs is not None:
                 try:
+                    concurrent.futures.wait(self._drops, timeout=120)
                     loop.run(dbs.drop_all_of_this_run())
                     loop.run(dbs.close())
                 except Exception:  # noqa: BLE001 - the next run sweeps whatever is left
@@ -256,8 +261,7 @@ class GradeRun:
                 executor.kill_all()
                 for future, context in pending.items():
                     future.cancel()
-                    sub, _, database, _, _ = context
-                    loop.run(dbs.drop(database.name))
+                    self._drop_later(loop, dbs, context)
 
     def _start(self, api, dbs, loop, sub: Submission, executor, slots, pool):
         t0 = time.monotonic()
@@ -274,12 +278,15 @@ class GradeRun:
             self._not_graded(api, grader, sub, "the submission has no notebook of this lesson")
             return None
         self._timed("prepare", time.monotonic() - t0)
-        t1 = time.monotonic()
-        database = loop.run(dbs.create(sub.lesson))
-        self._timed("database", time.monotonic() - t1)
+        # The database is made on the admin loop while this thread prepares the next one.
+        database_future = loop.submit(dbs.create(sub.lesson))
         cells, graded = sanitized_code_cells(sanitized[0])
 
         def work():
+            t1 = time.monotonic()
+            database = database_future.result(timeout=120)
+            self._timed("database", time.monotonic() - t1)
+            context["database"] = database
             slot = slots.get()
             try:
                 workdir = self.staging / "work" / f"{sub.student}-{sub.lesson}"
@@ -296,10 +303,12 @@ class GradeRun:
             finally:
                 slots.put(slot)
 
-        return pool.submit(work), (sub, grader, database, sanitized[0], time.monotonic())
+        context = {"sub": sub, "grader": grader, "database": None, "database_future": database_future,
+                   "sanitized": sanitized[0]}
+        return pool.submit(work), context
 
     def _finish(self, api, dbs, loop, context, future) -> None:
-        sub, grader, database, sanitized, submitted_at = context
+        sub, grader, sanitized = context["sub"], context["grader"], context["sanitized"]
         t0 = time.monotonic()
         try:
             execution: Execution = future.result()
@@ -307,7 +316,7 @@ class GradeRun:
             execution = Execution(ended="protocol-error", detail=f"the grader failed: {exc}")
         self._timed("execute", execution.seconds)
         grader.finish(sanitized, execution)
-        loop.run(dbs.drop(database.name))
+        self._drop_later(loop, dbs, context)
         grades = self._grades(api, sub)
         tests = tests_from(sanitized, grades)
         result = SubmissionResult(
@@ -321,6 +330,17 @@ class GradeRun:
         self.report.protections_off.update(execution.protections.off)
         self._record(sub, result, grader)
         self._timed("finish", time.monotonic() - t0)
+
+    def _drop_later(self, loop, dbs, context) -> None:
+        """Drop the submission's database in the background (it waits for a checkpoint)."""
+        async def drop_when_made():
+            try:
+                database = await asyncio.wrap_future(context["database_future"])
+            except Exception:  # noqa: BLE001 - never made: nothing to drop
+                return
+            await dbs.drop(database.name)
+
+        self._drops.append(loop.submit(drop_when_made()))
 
     def _not_graded(self, api, grader: SplitAutograde, sub: Submission, why: str) -> None:
         """Every test scores zero, with the reason; the gradebook says the same."""

@@ -1,29 +1,38 @@
-"""The real nbgrader pipeline on the real lessons.
+"""Every lesson, graded for real: full marks, zero, and a wrong answer that loses exactly its test.
 
-For every lesson: the solution submitted as-is gets full marks; the untouched
-release gets zero for the exercises and the grader does not crash; a plausible
-wrong answer loses exactly the matching test's points, and the feedback names
-the reason without ever showing hidden test code (nbgrader #917).
+Two graders are exercised:
+
+* stock `nbgrader autograde` (Jupyter kernels), on the foundation lessons 00-01 —
+  proof that the course works with nbgrader exactly as instructors run it;
+* the course's class grader (`autograder grade`: nbgrader's own sanitize and
+  scoring around a sandboxed, forked executor), on every lesson in one parallel
+  run — it is what makes grading all twelve lessons affordable in `make test`.
+
+For each: the solution as a learner hands it in gets full marks; the untouched
+release gets zero and the grader survives; a plausible wrong answer loses exactly
+the listed test cells, and the feedback names the reason without ever showing
+hidden test code (nbgrader #917).
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from html.parser import HTMLParser
 
+import nbformat
 import pytest
 
 from autograder.course.layout import lessons
+from autograder.course.preprocessors import redact_test_cell
 from autograder.course.workspace import Workspace
+from autograder.grading.run import GradeOptions, GradeRun
 from tests.course.wrong_answers import WRONG_ANSWERS
 
 LESSONS = lessons()
-
-
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
-    return Workspace(tmp_path_factory.mktemp("course"))
+STOCK_LESSONS = [lesson for lesson in LESSONS if lesson.startswith(("00_", "01_"))]
+VARIANTS = ("solution", "untouched", "wrong")
 
 
 def grade_cell(nb, grade_id):
@@ -32,58 +41,115 @@ def grade_cell(nb, grade_id):
     return matches[0]
 
 
+def answered(release, solution, overrides=None):
+    """The release as a learner hands it in: exercise cells filled in, nothing else changed."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers.update(overrides or {})
+    nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def variants(ws: Workspace, lesson: str) -> dict[str, nbformat.NotebookNode]:
+    release, solution = ws.release(lesson), ws.solution(lesson)
+    case = WRONG_ANSWERS[lesson]
+    return {"solution": answered(release, solution), "untouched": release,
+            "wrong": answered(release, solution, {case.solution_id: case.source})}
+
+
 def test_every_lesson_has_a_wrong_answer_case():
     assert sorted(WRONG_ANSWERS) == LESSONS
 
 
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_solution_gets_full_marks(ws, lesson):
-    ws.submit("solution", lesson, ws.solution(lesson))
-    result = ws.autograde(lesson, "solution")
-    assert result["success"], result.get("log")
-    grades = ws.grades(lesson, "solution")
-    lost = {g.grade_id: (g.score, g.max_score) for g in grades.values() if g.score != g.max_score}
-    assert not lost, f"the solution lost points in {lost}"
-    assert grades, "the lesson has no graded cells"
+# ------------------------------------------------------------------ stock nbgrader
+@pytest.fixture(scope="module")
+def stock(tmp_path_factory):
+    ws = Workspace(tmp_path_factory.mktemp("stock-course"))
+    for lesson in STOCK_LESSONS:
+        for student, nb in variants(ws, lesson).items():
+            ws.submit(student, lesson, nb)
+            result = ws.autograde(lesson, student)
+            assert result["success"], result.get("log")
+    return ws
 
 
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_untouched_release_gets_zero_and_the_grader_survives(ws, lesson):
-    ws.submit("untouched", lesson, ws.release(lesson))
-    result = ws.autograde(lesson, "untouched")
-    assert result["success"], result.get("log")
-    score, max_score = ws.total(lesson, "untouched")
+@pytest.mark.parametrize("lesson", STOCK_LESSONS)
+def test_stock_nbgrader_grades_the_foundation_lessons(stock, lesson):
+    grades = stock.grades(lesson, "solution")
+    assert grades and all(g.score == g.max_score for g in grades.values()), grades
+    score, max_score = stock.total(lesson, "untouched")
     assert max_score > 0 and score == 0
-
-
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_wrong_answer_loses_the_matching_test_and_feedback_says_why(ws, lesson):
-    case = WRONG_ANSWERS[lesson]
-    nb = ws.solution(lesson)
-    grade_cell(nb, case.solution_id).source = case.source
-    ws.submit("wrong", lesson, nb)
-    assert ws.autograde(lesson, "wrong")["success"]
-    grades = ws.grades(lesson, "wrong")
-    lost = {g.grade_id for g in grades.values() if g.score < g.max_score}
-    assert lost == set(case.loses), f"expected exactly {sorted(case.loses)} to lose points, lost: {sorted(lost)}"
-    text = visible_text(ws.feedback_html(lesson, "wrong"))
-    for fragment in case.feedback_says:
-        assert fragment in text, f"feedback should say {fragment!r}"
-
-
-@pytest.mark.parametrize("lesson", LESSONS)
-def test_feedback_never_shows_hidden_test_code(ws, lesson):
-    # Grade a failing and a passing submission, then look for every hidden line.
-    # Lines the learner sees anyway (e.g. `return {"ok": True}` in a demo) prove nothing.
-    public = "\n".join(c.source for c in ws.release(lesson).cells)
-    hidden = [line for line in hidden_lines(ws.solution(lesson)) if line not in public]
-    assert hidden, "the lesson should have hidden tests"
+    lost = {g.grade_id for g in stock.grades(lesson, "wrong").values() if g.score < g.max_score}
+    assert lost == set(WRONG_ANSWERS[lesson].loses)
     for student in ("wrong", "solution"):
-        text = visible_text(ws.feedback_html(lesson, student))
-        leaked = [line for line in hidden if line in text]
-        assert not leaked, f"hidden test code leaked into {student}'s feedback: {leaked[:3]}"
+        text = visible_text(stock.feedback_html(lesson, student))
+        assert not leaked(stock, lesson, text), f"hidden test code in {student}'s feedback"
+    text = visible_text(stock.feedback_html(lesson, "wrong"))
+    for fragment in WRONG_ANSWERS[lesson].feedback_says:
+        assert fragment in text
 
 
+# ------------------------------------------------------------------ the class grader, every lesson
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class-course")
+    ws = Workspace(tmp_path_factory.mktemp("sources"))
+    for lesson in LESSONS:
+        for student, nb in variants(ws, lesson).items():
+            folder = root / "submitted" / student / lesson
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / f"{lesson}.ipynb")
+    report = GradeRun(root, GradeOptions(workers=2, feedback=True)).run()
+    results = {(r.lesson, r.student): r for r in report.results}
+    return root, ws, results
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_solution_gets_full_marks(graded, lesson):
+    _, _, results = graded
+    result = results[(lesson, "solution")]
+    assert result.max_score > 0 and result.score == result.max_score, (
+        result.verdict, [(t.name, t.message[:300]) for t in result.tests if t.status != "pass"])
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_untouched_release_gets_zero_and_the_grader_survives(graded, lesson):
+    _, _, results = graded
+    result = results[(lesson, "untouched")]
+    assert result.status == "graded" and result.max_score > 0 and result.score == 0, result.verdict
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_wrong_answer_loses_the_matching_test_and_feedback_says_why(graded, lesson):
+    root, ws, results = graded
+    case = WRONG_ANSWERS[lesson]
+    result = results[(lesson, "wrong")]
+    lost = {t.name for t in result.tests if t.score < t.max_score}
+    assert lost == set(case.loses), f"expected exactly {sorted(case.loses)} to lose points, lost: {sorted(lost)}"
+    # The reason is in the failing test cells' own verdicts, not just somewhere on the page.
+    autograded = nbformat.read(root / "autograded" / "wrong" / lesson / f"{lesson}.ipynb", as_version=4)
+    verdicts = "".join(o.get("text", "") for grade_id in case.loses
+                       for o in redact_test_cell(grade_cell(autograded, grade_id)).outputs)
+    for fragment in case.feedback_says:
+        assert fragment in verdicts, f"the failing test's verdict should say {fragment!r}: {verdicts[:800]}"
+    page = visible_text((root / "feedback" / "wrong" / lesson / f"{lesson}.html").read_text())
+    assert "FAILED" in page
+
+
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_feedback_never_shows_hidden_test_code(graded, lesson):
+    root, ws, _ = graded
+    for student in VARIANTS:
+        page = visible_text((root / "feedback" / student / lesson / f"{lesson}.html").read_text())
+        found = leaked(ws, lesson, page)
+        assert not found, f"hidden test code leaked into {student}'s feedback: {found[:3]}"
+
+
+# ------------------------------------------------------------------ helpers
 def hidden_lines(nb) -> list[str]:
     lines: list[str] = []
     for cell in nb.cells:
@@ -96,6 +162,14 @@ def hidden_lines(nb) -> list[str]:
             elif inside and len(line.strip()) >= 12:
                 lines.append(line.strip())
     return lines
+
+
+def leaked(ws: Workspace, lesson: str, text: str) -> list[str]:
+    # Lines the learner sees anyway (e.g. `return {"ok": True}` in a demo) prove nothing.
+    public = "\n".join(c.source for c in ws.release(lesson).cells)
+    hidden = [line for line in hidden_lines(ws.solution(lesson)) if line not in public]
+    assert hidden, "the lesson should have hidden tests"
+    return [line for line in hidden if line in text]
 
 
 class _Text(HTMLParser):

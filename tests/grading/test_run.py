@@ -1,0 +1,194 @@
+"""A class run as an instructor uses it: resuming, forcing, Ctrl-C, exports, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.db.url import project_root
+from autograder.grading import exporters
+from autograder.grading.databases import GradingDatabases
+from autograder.grading.executor import Deadlines
+from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
+
+LESSON = "01_session_dependency"
+AUTOGRADER = str(Path(sys.executable).parent / "autograder")
+
+
+def _notebooks():
+    solution = nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    release = nbformat.read(project_root() / "notebooks" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    return solution, release
+
+
+def submit(root: Path, student: str, nb) -> Path:
+    folder = root / "submitted" / student / LESSON
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{LESSON}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def result(root: Path, student: str) -> dict:
+    return json.loads((root / EXPORTS_DIR / LESSON / student / "result.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    solution, release = _notebooks()
+    submit(root, "ada", solution)
+    submit(root, "bob", release)
+    report = GradeRun(root, GradeOptions(workers=2)).run()
+    return root, report
+
+
+def test_a_class_run_grades_and_exports_everyone(course):
+    root, report = course
+    assert {(r.student, r.score, r.max_score) for r in report.results} == {("ada", 7.0, 7.0), ("bob", 0.0, 7.0)}
+    rows = (root / EXPORTS_DIR / "scores.csv").read_text().splitlines()
+    assert rows[0] == ",".join(exporters.CSV_FIELDS)
+    assert {r.split(",")[0] for r in rows[1:]} == {"ada", "bob"}
+    assert (root / "autograded" / "ada" / LESSON / f"{LESSON}.ipynb").exists()
+
+
+def test_a_rerun_skips_what_is_already_graded_and_regrades_what_changed(course):
+    root, _ = course
+    again = GradeRun(root, GradeOptions(workers=2)).run()
+    assert again.results == [] and {s.student for s in again.skipped} == {"ada", "bob"}
+    solution, _ = _notebooks()
+    submit(root, "bob", solution)  # bob hands in a new version
+    changed = GradeRun(root, GradeOptions(workers=2)).run()
+    assert [(r.student, r.score) for r in changed.results] == [("bob", 7.0)]
+    forced = GradeRun(root, GradeOptions(workers=2, force=True, students=["ada"])).run()
+    assert [r.student for r in forced.results] == ["ada"]
+
+
+# Published field lists (Gradescope "Autograder Specifications"; Exercism test runner interface v3).
+GRADESCOPE_TOP = {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
+GRADESCOPE_VISIBILITY = {"visible", "hidden", "after_due_date", "after_published"}
+GRADESCOPE_TEST = {"score", "max_score", "name", "number", "output", "visibility", "status"}
+EXERCISM_TOP = {"version", "status", "tests"}
+EXERCISM_TEST = {"name", "status", "test_code"}
+
+
+def check_gradescope(data: dict) -> None:
+    assert GRADESCOPE_TOP <= set(data) and data["visibility"] in GRADESCOPE_VISIBILITY
+    assert isinstance(data["score"], float) and isinstance(data["execution_time"], float)
+    for test in data["tests"]:
+        assert GRADESCOPE_TEST <= set(test), test
+        assert test["status"] in {"passed", "failed"} and test["visibility"] in GRADESCOPE_VISIBILITY
+        assert 0 <= test["score"] <= test["max_score"]
+
+
+def check_exercism(data: dict) -> None:
+    assert EXERCISM_TOP <= set(data) and data["version"] == 3 and data["status"] in {"pass", "fail", "error"}
+    if data["status"] == "error":
+        assert data["message"]
+    for test in data["tests"]:
+        assert EXERCISM_TEST <= set(test) and test["status"] in {"pass", "fail", "error"}
+        if test["status"] != "pass":
+            assert test["message"]
+        assert len(test.get("output", "")) <= 500
+
+
+def test_exports_follow_the_published_formats(course, tmp_path):
+    root, _ = course
+    for student in ("ada", "bob"):
+        folder = root / EXPORTS_DIR / LESSON / student
+        gradescope = json.loads((folder / "results.gradescope.json").read_text())
+        exercism = json.loads((folder / "results.exercism.json").read_text())
+        check_gradescope(gradescope)
+        check_exercism(exercism)
+        assert gradescope["score"] == result(root, student)["score"]
+    failing = json.loads((root / EXPORTS_DIR / LESSON / "ada" / "results.exercism.json").read_text())
+    assert failing["status"] == "pass"
+    # a file that is not a notebook: Exercism's "error" (nothing could run), with a message
+    broken = tmp_path / "broken"
+    (broken / "submitted" / "eve" / LESSON).mkdir(parents=True)
+    (broken / "submitted" / "eve" / LESSON / f"{LESSON}.ipynb").write_text("{")
+    [r] = GradeRun(broken, GradeOptions(workers=1)).run().results
+    check_exercism(exporters.exercism(r))
+    check_gradescope(exporters.gradescope(r))
+    assert exporters.exercism(r)["status"] == "error" and r.max_score == 7.0
+
+
+def test_feedback_is_written_with_verdicts_and_no_hidden_code(tmp_path):
+    solution, release = _notebooks()
+    submit(tmp_path, "cy", release)
+    GradeRun(tmp_path, GradeOptions(workers=1, feedback=True)).run()
+    html = (tmp_path / "feedback" / "cy" / LESSON / f"{LESSON}.html").read_text()
+    assert "FAILED" in html and "BEGIN HIDDEN TESTS" not in html
+
+
+def test_ctrl_c_leaves_complete_results_only_and_no_databases(tmp_path):
+    solution, release = _notebooks()
+    slow = nbformat.from_dict(json.loads(nbformat.writes(release)))
+    slow.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(30)"))
+    submit(tmp_path, "fast", solution)
+    for student in ("slow1", "slow2", "slow3"):
+        submit(tmp_path, student, slow)
+    proc = subprocess.Popen([AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        # wait until the run is well under way: one result written, the next notebook sleeping
+        while not list((tmp_path / EXPORTS_DIR).glob("*/*/result.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Interrupted" in err
+    results = sorted(p.parent.name for p in (tmp_path / EXPORTS_DIR).glob("*/*/result.json"))
+    assert "fast" in results and len(results) < 4
+    for path in (tmp_path / EXPORTS_DIR).rglob("*"):
+        assert not path.name.startswith("."), f"a half-written file was left: {path}"
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+    graded = sorted(p.name for p in (tmp_path / "autograded").iterdir())
+    assert graded == results, "only completely graded submissions are in autograded/"
+    assert not (tmp_path / ".course" / "grading-staging" / str(proc.pid)).exists()
+
+    async def leftovers():
+        dbs, cluster = GradingDatabases.open_for_run()
+        await dbs.connect()
+        try:
+            return [n for n in await dbs.names() if n.startswith(f"grade_{proc.pid}_")]
+        finally:
+            await dbs.close()
+            if cluster is not None:
+                cluster.release()
+
+    assert asyncio.run(leftovers()) == []
+    # the same command continues where it stopped
+    report = GradeRun(tmp_path, GradeOptions(workers=2, deadlines=Deadlines(cell=60))).run()
+    assert "fast" in {s.student for s in report.skipped}
+    assert {r.student for r in report.results} | {s.student for s in report.skipped} == {"fast", "slow1", "slow2", "slow3"}
+
+
+def test_the_cli_prints_a_summary_and_grade_one_prints_json(tmp_path):
+    solution, _ = _notebooks()
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(solution, path)
+    out = subprocess.run([AUTOGRADER, "grade-one", str(path), "--lesson", LESSON, "--format", "gradescope"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout)
+    check_gradescope(data)
+    assert data["score"] == 7.0
+    missing = subprocess.run([AUTOGRADER, "grade", "--course", str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: There is no submitted/ folder")
+    assert "Traceback" not in missing.stderr

@@ -33,9 +33,13 @@ def test_setup_resets_the_lesson_database(monkeypatch):
     admin.drop_database(urls.normalize(db.admin_url), "lesson_reset_probe")
 
 
-def test_each_lesson_gets_its_own_database():
+def test_each_lesson_gets_its_own_database(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     assert lesson.database_name("00_foundations") != lesson.database_name("01_session_dependency")
     assert lesson.database_name("01 Session-Dependency") == "lesson_01_session_dependency"
+    # parallel test workers run the same lesson at once: each gets its own database
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert lesson.database_name("01_session_dependency") == "lesson_01_session_dependency_gw1"
 
 
 def test_repr_never_shows_a_password(monkeypatch):

@@ -187,6 +187,9 @@ class GradeRun:
         try:
             if not todo:
                 return self.report
+            # The fork server imports the heavy modules (~1 s) while nbgrader gets ready.
+            warm = threading.Thread(target=Executor.warm_up, name="grading-warm-up")
+            warm.start()
             os.chdir(self.root)  # nbgrader resolves course paths relative to the root
             api = self._api()
             self._ensure_assignments(api, {s.lesson for s in todo})
@@ -197,7 +200,7 @@ class GradeRun:
                 self.report.database_note = ("GRADING_DATABASE_URL is an external server: each submission gets its own "
                                              "database and role, but whether other roles can log in depends on "
                                              "that server's pg_hba.conf")
-            Executor.warm_up()
+            warm.join()
             self._pipeline(api, dbs, loop, todo)
             if self.options.feedback and not self._stop.is_set():
                 self._feedback()
@@ -246,7 +249,9 @@ class GradeRun:
         waiting = list(todo)
         with concurrent.futures.ThreadPoolExecutor(self.options.workers, thread_name_prefix="grade") as pool:
             while (waiting or pending) and not self._stop.is_set():
-                while waiting and len(pending) < self.options.workers and not self._stop.is_set():
+                # Keep more submissions prepared than there are workers: the main thread's
+                # nbgrader steps then overlap with execution instead of idling the workers.
+                while waiting and len(pending) < 2 * self.options.workers and not self._stop.is_set():
                     sub = waiting.pop(0)
                     started = self._start(api, dbs, loop, sub, executor, slots, pool)
                     if started is not None:

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from types import TracebackType
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
+from autograder.observe._listener import Listener
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,9 @@ def attribute_name(owner: type | None, prop) -> str:
     return f"{owner.__name__}.{key}" if owner is not None else key
 
 
-class LazyLoadWatch:
+class LazyLoadWatch(Listener):
     def __init__(self):
         self.loads: list[LazyLoad] = []
-        self._listening = False
 
     def _on_execute(self, orm_execute_state):
         if not orm_execute_state.is_relationship_load:
@@ -50,18 +49,8 @@ class LazyLoadWatch:
         name = attribute_name(owner, prop) if prop is not None else f"{owner.__name__}.?"
         self.loads.append(LazyLoad(name, id(orm_execute_state.session)))
 
-    def __enter__(self) -> "LazyLoadWatch":
-        event.listen(Session, "do_orm_execute", self._on_execute)
-        self._listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._listening:
-            event.remove(Session, "do_orm_execute", self._on_execute)
-            self._listening = False
+    def handlers(self):
+        return [(Session, "do_orm_execute", self._on_execute)]
 
     def clear(self) -> None:
         self.loads.clear()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.util import greenlet_spawn
 
 from autograder.observe._engines import sync_engine_of
+from autograder.observe._listener import Listener
 
 
-class PoolWatch:
+class PoolWatch(Listener):
     def __init__(self, engine: Any, keep_alive: bool = True):
         self.engine = sync_engine_of(engine)
         self.pool = self.engine.pool
@@ -29,7 +29,6 @@ class PoolWatch:
         self._held: dict[int, Any] = {}
         self.checkouts = 0
         self.checkins = 0
-        self._listening = False
 
     def _on_checkout(self, dbapi_connection, connection_record, connection_proxy):
         self.checkouts += 1
@@ -44,24 +43,13 @@ class PoolWatch:
         # proxy's connection is detached (and terminated) instead of checked in.
         self._held.pop(id(connection_record), None)
 
-    def _hooks(self):
-        return [("checkout", self._on_checkout), ("checkin", self._on_checkin), ("detach", self._on_detach)]
-
-    def __enter__(self) -> "PoolWatch":
-        for name, fn in self._hooks():
-            event.listen(self.pool, name, fn)
-        self._listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def handlers(self):
+        return [(self.pool, "checkout", self._on_checkout), (self.pool, "checkin", self._on_checkin),
+                (self.pool, "detach", self._on_detach)]
 
     def close(self) -> None:
         """Stop listening. Anything still held is let go (call `release_leaked` first)."""
-        if self._listening:
-            for name, fn in self._hooks():
-                event.remove(self.pool, name, fn)
-            self._listening = False
+        super().close()
         self._held.clear()
 
     def checked_out(self) -> int:

@@ -17,8 +17,8 @@ import weakref
 from dataclasses import dataclass
 from itertools import count
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
+from autograder.observe._listener import Listener
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,11 @@ class SessionUse:
     ref: weakref.ref  # to the (sync) Session; dead once it is collected
 
 
-class SessionWatch:
+class SessionWatch(Listener):
     def __init__(self):
         self.uses: list[SessionUse] = []
         self._serials: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._next = count(1)
-        self._listening = False
 
     def _on_begin(self, session, transaction, connection):
         serial = self._serials.get(session)
@@ -41,18 +40,8 @@ class SessionWatch:
             serial = self._serials[session] = next(self._next)
         self.uses.append(SessionUse(serial, id(session), weakref.ref(session)))
 
-    def __enter__(self) -> "SessionWatch":
-        event.listen(Session, "after_begin", self._on_begin)
-        self._listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._listening:
-            event.remove(Session, "after_begin", self._on_begin)
-            self._listening = False
+    def handlers(self):
+        return [(Session, "after_begin", self._on_begin)]
 
     def clear(self) -> None:
         self.uses.clear()

@@ -12,9 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
 
 from autograder.observe._engines import connection_id, sync_engine_of
+from autograder.observe._listener import Listener
 
 KINDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -50,31 +50,20 @@ def shorten(sql: str, limit: int = 240) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-class SQLRecorder:
+class SQLRecorder(Listener):
     """`with SQLRecorder(engine) as rec:` records statements until the block ends."""
 
     def __init__(self, engine: Any):
         self.engine = sync_engine_of(engine)
         self.statements: list[Statement] = []
-        self._listening = False
 
     def _on_cursor(self, conn, cursor, statement, parameters, context, executemany):
         self.statements.append(
             Statement(statement, parameters, kind_of(statement), connection_id(conn), executemany)
         )
 
-    def __enter__(self) -> "SQLRecorder":
-        event.listen(self.engine, "before_cursor_execute", self._on_cursor)
-        self._listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._listening:
-            event.remove(self.engine, "before_cursor_execute", self._on_cursor)
-            self._listening = False
+    def handlers(self):
+        return [(self.engine, "before_cursor_execute", self._on_cursor)]
 
     def clear(self) -> None:
         self.statements.clear()

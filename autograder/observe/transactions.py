@@ -12,9 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
 
 from autograder.observe._engines import connection_id, sync_engine_of
+from autograder.observe._listener import Listener
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class TxEvent:
     name: str | None = None
 
 
-class TransactionTrace:
+class TransactionTrace(Listener):
     def __init__(self, engine: Any):
         self.engine = sync_engine_of(engine)
         self.events: list[TxEvent] = []
@@ -39,7 +39,6 @@ class TransactionTrace:
             ("rollback_savepoint", self._rollback_savepoint),
             ("release_savepoint", self._release_savepoint),
         ]
-        self._listening = False
 
     def _add(self, kind: str, conn: Any, name: str | None = None) -> None:
         self.events.append(TxEvent(kind, connection_id(conn), name))
@@ -62,20 +61,8 @@ class TransactionTrace:
     def _release_savepoint(self, conn, name, context):
         self._add("RELEASE", conn, name)
 
-    def __enter__(self) -> "TransactionTrace":
-        for name, fn in self._hooks:
-            event.listen(self.engine, name, fn)
-        self._listening = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._listening:
-            for name, fn in self._hooks:
-                event.remove(self.engine, name, fn)
-            self._listening = False
+    def handlers(self):
+        return [(self.engine, name, fn) for name, fn in self._hooks]
 
     def clear(self) -> None:
         self.events.clear()

@@ -92,7 +92,7 @@ def _pid_is_our_postmaster(pid: int, data_dir: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return _pid_alive(pid) if not Path("/proc").exists() else False
+        return pid_alive(pid) if not Path("/proc").exists() else False
     args = [a.decode(errors="replace") for a in cmdline if a]
     if not args or not Path(args[0]).name.startswith("postgres"):
         return False
@@ -100,7 +100,7 @@ def _pid_is_our_postmaster(pid: int, data_dir: Path) -> bool:
     return any(a == resolved or a == str(data_dir) for a in args)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -419,7 +419,7 @@ class EmbeddedPostgres:
                 pid = int(entry.name)
             except ValueError:
                 continue
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 alive.append(pid)
             else:
                 entry.unlink(missing_ok=True)  # a holder that died without releasing

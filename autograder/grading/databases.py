@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL, make_url
 
 from autograder.db import admin
 from autograder.db import url as urls
-from autograder.db.embedded import EmbeddedPostgres
+from autograder.db.embedded import EmbeddedPostgres, pid_alive
 
 NAME_PREFIX = "grade_"
 ENV_GRADING_URL = "GRADING_DATABASE_URL"
@@ -168,7 +168,7 @@ class GradingDatabases:
             if not match:
                 continue
             pid = int(match.group(1))
-            if pid == self.pid or _alive(pid):
+            if pid == self.pid or pid_alive(pid):
                 continue
             async with self._drop_lock:
                 await self._drop(row["name"])
@@ -178,13 +178,3 @@ class GradingDatabases:
     async def names(self) -> list[str]:
         rows = await self._conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'grade\\_%'")
         return sorted(r["datname"] for r in rows)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -17,7 +17,6 @@ hidden test code (nbgrader #917).
 from __future__ import annotations
 
 import html
-import json
 import re
 from html.parser import HTMLParser
 
@@ -26,7 +25,7 @@ import pytest
 
 from autograder.course.layout import lessons
 from autograder.course.preprocessors import redact_test_cell
-from autograder.course.workspace import Workspace
+from autograder.course.workspace import Workspace, answered
 from autograder.grading.run import GradeOptions, GradeRun
 from tests.course.wrong_answers import WRONG_ANSWERS
 
@@ -39,19 +38,6 @@ def grade_cell(nb, grade_id):
     matches = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
     assert matches, f"no cell with grade_id {grade_id!r}"
     return matches[0]
-
-
-def answered(release, solution, overrides=None):
-    """The release as a learner hands it in: exercise cells filled in, nothing else changed."""
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
-    answers.update(overrides or {})
-    nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
 
 
 def variants(ws: Workspace, lesson: str) -> dict[str, nbformat.NotebookNode]:

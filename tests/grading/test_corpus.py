@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.course.workspace import answered
 from autograder.db.url import project_root
 from autograder.grading.databases import GradingDatabases
 from autograder.grading.executor import Deadlines
@@ -26,24 +27,12 @@ ROOT_ONLY = {"fork_bomb"}  # without a uid of its own the process limit cannot a
 ESCAPES = [Path("/work/escape.txt"), Path("/etc/escape.txt"), Path("/root/escape.txt")]
 
 
-def _answered(release, answers: dict[str, str]):
-    """The release as a learner hands it in: exercise cells filled in, nothing else changed."""
-    nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
-
-
 def _bases():
     solution = nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
     release = nbformat.read(project_root() / "notebooks" / LESSON / f"{LESSON}.ipynb", as_version=4)
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
     wrong_case = WRONG_ANSWERS[LESSON]
-    return {"solution": _answered(release, answers), "release": release,
-            "wrong": _answered(release, {**answers, wrong_case.solution_id: wrong_case.source}),
+    return {"solution": answered(release, solution), "release": release,
+            "wrong": answered(release, solution, {wrong_case.solution_id: wrong_case.source}),
             "source": solution}
 
 

@@ -128,6 +128,7 @@ class GradeRun:
         self.report = RunReport()
         self._stop = threading.Event()
         self._drops: list[concurrent.futures.Future] = []
+        self._timing_lock = threading.Lock()
         self.staging = self.root / STAGING_DIR / str(os.getpid())
 
     # ------------------------------------------------------------------ setup
@@ -230,7 +231,8 @@ class GradeRun:
         self.report.interrupted = True
 
     def _timed(self, phase: str, seconds: float) -> None:
-        self.report.phase_seconds[phase] = self.report.phase_seconds.get(phase, 0.0) + seconds
+        with self._timing_lock:  # workers add their waits too
+            self.report.phase_seconds[phase] = self.report.phase_seconds.get(phase, 0.0) + seconds
 
     def _keep_paths(self, dbs: GradingDatabases) -> list[Path]:
         """What the sandbox binds back: Python, the package, and the database's socket folder."""
@@ -245,7 +247,7 @@ class GradeRun:
         slots: queue.Queue[int] = queue.Queue()
         for slot in range(self.options.workers):
             slots.put(slot)
-        pending: dict[concurrent.futures.Future, tuple] = {}
+        pending: dict[concurrent.futures.Future, dict] = {}
         waiting = list(todo)
         with concurrent.futures.ThreadPoolExecutor(self.options.workers, thread_name_prefix="grade") as pool:
             while (waiting or pending) and not self._stop.is_set():

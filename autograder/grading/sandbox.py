@@ -108,15 +108,19 @@ def _hide_and_keep(libc, spec: SandboxSpec) -> None:
     work_fd = os.open(spec.workdir, os.O_PATH | os.O_DIRECTORY)
     try:
         _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-        for folder in sorted(set(spec.hide), key=lambda p: len(p.parts)):
-            if folder.is_dir():
-                _mount(libc, "tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        for path, fd in keep_fds.items():
-            path.mkdir(parents=True, exist_ok=True)  # inside a tmpfs we just mounted
-            _bind_readonly(libc, f"/proc/self/fd/{fd}", str(path))
+        # World-writable places first: anything that lived under them (a checkout in
+        # /tmp, another submission's folder) is gone from view with them.
         for place in WORLD_WRITABLE:
             if Path(place).is_dir():
                 _mount(libc, f"/proc/self/fd/{work_fd}", place, None, MS_BIND)
+        for folder in sorted(set(spec.hide), key=lambda p: len(p.parts)):
+            if folder.is_dir():
+                _mount(libc, "tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+        # Last, what the code needs back — even where it was under a hidden or replaced
+        # folder (a venv inside a checkout in /tmp): the mount point is made in the view.
+        for path, fd in keep_fds.items():
+            path.mkdir(parents=True, exist_ok=True)
+            _bind_readonly(libc, f"/proc/self/fd/{fd}", str(path))
     finally:
         for fd in [*keep_fds.values(), work_fd]:
             os.close(fd)

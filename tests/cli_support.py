@@ -160,3 +160,79 @@ def course_state(pg_template) -> Path:
     finally:
         stop_cluster(state)
         shutil.rmtree(root, ignore_errors=True)
+
+
+TOKEN = "course-test-token"
+
+
+def http(port: int, path: str, method: str = "GET") -> tuple[int, str]:
+    """(status, body) of a request to a local JupyterLab with the test token; redirects not followed."""
+    import urllib.error
+    import urllib.request
+
+    sep = "&" if "?" in path else "?"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}{sep}token={TOKEN}", method=method)
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+
+
+class JupyterServer:
+    """`autograder <command> --no-browser --port PORT [args...]` with its own state, logged to a file.
+
+    `close()` stops it as a person would (SIGTERM to the supervisor, which stops
+    JupyterLab, kernels and the database) and then kills whatever is left."""
+
+    def __init__(self, command: str, state: Path, port: int, work: Path, *args: str, **env: str):
+        self.port = port
+        self.log_path = work / f"{command}.log"
+        self.runtime_dir = work / "jupyter-runtime"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [*AUTOGRADER, command, "--no-browser", "--port", str(port), *args],
+            env=cli_env(state, JUPYTER_TOKEN=TOKEN, JUPYTER_RUNTIME_DIR=str(self.runtime_dir), **env),
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+        )
+        self.jupyter: int | None = None
+
+    def url(self, path: str) -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}{path}{sep}token={TOKEN}"
+
+    def wait_ready(self, timeout: float = 60) -> int:
+        """Wait for /api/status; return (and remember) the JupyterLab pid."""
+        def ready():
+            assert self.proc.poll() is None, self.output()
+            return http(self.port, "/api/status")[0] == 200
+
+        wait_for(ready, timeout, interval=0.3, what=f"JupyterLab /api/status on port {self.port}")
+        self.jupyter = children(self.proc.pid)[0]
+        return self.jupyter
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.jupyter is not None:  # JupyterLab runs in its own session: its group is its pid
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.jupyter, signal.SIGKILL)
+        self._log.close()

@@ -10,26 +10,19 @@ workspace and user-settings folders (so nothing the browser does touches
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.cli_support import AUTOGRADER, REPO, children, cli_env, wait_for
+from tests.cli_support import JupyterServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 ]
-TOKEN = "course-browser-test-token"
 VIEWPORT = {"width": 1400, "height": 900}
 UI_TIMEOUT_MS = 20_000  # one UI step (a click, a page, a cell that only imports)
 KERNEL_TIMEOUT_MS = 40_000  # a kernel start or a cell that talks to PostgreSQL, on a loaded machine
@@ -60,70 +53,16 @@ def page(tmp_path):
             browser.close()
 
 
-def http_status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}?token={TOKEN}", timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
-class JupyterServer:
-    """`autograder <command> --no-browser --port PORT [extra...]` with its own state, logged to a file."""
-
-    def __init__(self, command: str, state: Path, port: int, work: Path, *extra: str):
-        self.port = port
-        self.log_path = work / f"{command}.log"
-        settings = work / "lab-user-settings"
-        for name, values in USER_SETTINGS.items():
-            plugin, file = name.rsplit("/", 1)
-            (settings / plugin).mkdir(parents=True, exist_ok=True)
-            (settings / plugin / file).write_text(json.dumps(values))
-        env = cli_env(
-            state,
-            JUPYTER_TOKEN=TOKEN,
-            JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
-            JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
-            JUPYTERLAB_SETTINGS_DIR=str(settings),
-        )
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [*AUTOGRADER, command, "--no-browser", "--port", str(port), *extra],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
-        )
-        self.jupyter: int | None = None
-
-    def url(self, path: str) -> str:
-        sep = "&" if "?" in path else "?"
-        return f"http://127.0.0.1:{self.port}{path}{sep}token={TOKEN}"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready():
-            assert self.proc.poll() is None, self.output()
-            return http_status(self.port, "/api/status") == 200
-        wait_for(ready, timeout, interval=0.3, what=f"JupyterLab /api/status on port {self.port}")
-        self.jupyter = children(self.proc.pid)[0]
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def close(self) -> None:
-        """SIGTERM the supervisor (it stops JupyterLab, kernels and the database); kill what is left."""
-        with contextlib.suppress(ProcessLookupError):
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.jupyter is not None:  # JupyterLab runs in its own session: its group is its pid
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.jupyter, signal.SIGKILL)
-        self._log.close()
+def lab_server(command: str, state: Path, port: int, work: Path, *args: str) -> JupyterServer:
+    """The shared `JupyterServer`, with the test browser's own user settings and workspaces."""
+    settings = work / "lab-user-settings"
+    for name, values in USER_SETTINGS.items():
+        plugin, file = name.rsplit("/", 1)
+        (settings / plugin).mkdir(parents=True, exist_ok=True)
+        (settings / plugin / file).write_text(json.dumps(values))
+    return JupyterServer(command, state, port, work, *args,
+                         JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
+                         JUPYTERLAB_SETTINGS_DIR=str(settings))
 
 
 def assert_real_screenshot(path: Path, *, min_colours: int, max_dominant: float) -> None:

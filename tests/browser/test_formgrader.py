@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.support import (  # noqa: F401  (fixtures)
-    JupyterServer,
+    lab_server,
     assert_real_screenshot,
     page,
 )
@@ -77,7 +77,7 @@ def test_formgrader_shows_the_graded_class(page, course_state, tmp_path, monkeyp
     instructor = None
     try:
         # JupyterLab starts while the class is graded (formgrader reads the gradebook per request).
-        instructor = JupyterServer("instructor", course_state, free_port(), tmp_path, "--course", str(course))
+        instructor = lab_server("instructor", course_state, free_port(), tmp_path, "--course", str(course))
         graded = run_cli("grade", "--course", str(course), "-j", "2", env=cli_env(course_state), timeout=120)
         assert graded.returncode == 0, graded.stdout + graded.stderr
         assert (course / ".course" / "gradebook.db").is_file()

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from tests.browser.support import (  # noqa: F401  (fixtures)
     KERNEL_TIMEOUT_MS,
-    JupyterServer,
+    lab_server,
     assert_real_screenshot,
     page,
 )
@@ -49,7 +49,7 @@ def palette_matches(page, query: str) -> list[str]:
 def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_state, tmp_path):
     original = NOTEBOOK.read_bytes()
     had_checkpoints = CHECKPOINTS.exists()
-    lab = JupyterServer("lab", course_state, free_port(), tmp_path)
+    lab = lab_server("lab", course_state, free_port(), tmp_path)
     try:
         lab.wait_ready()
         page.goto(lab.url(f"/lab/tree/{LESSON}/{LESSON}.ipynb"))

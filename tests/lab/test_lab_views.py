@@ -11,29 +11,25 @@ import json
 import os
 import re
 import signal
-import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 from jupyter_client import BlockingKernelClient
 
 from tests.cli_support import (  # noqa: F401  (fixtures)
-    AUTOGRADER,
     REPO,
+    JupyterServer,
     children,
-    cli_env,
     course_state,
     environ_of,
     free_port,
+    http,
     pg_template,
     pid_alive,
     postgres_pids_for,
     wait_for,
 )
 
-TOKEN = "course-test-token"
 LEARNER_DISABLED = {
     "@jupyter/nbgrader:formgrader",
     "@jupyter/nbgrader:create-assignment",
@@ -43,67 +39,12 @@ LEARNER_DISABLED = {
 }
 
 
-def http(port: int, path: str, method: str = "GET") -> tuple[int, str]:
-    sep = "&" if "?" in path else "?"
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}{sep}token={TOKEN}", method=method)
-
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-    except OSError:
-        return 0, ""
-
-
 def page_config(port: int) -> dict:
     status, html = http(port, "/lab")
     assert status == 200
     match = re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', html, re.S)
     assert match, "no jupyter-config-data in /lab"
     return json.loads(match.group(1))
-
-
-class Supervisor:
-    def __init__(self, command: str, state: Path, port: int, log: Path):
-        self.port = port
-        self.log_path = log
-        self.runtime_dir = log.parent / "jupyter-runtime"
-        self.log = open(log, "w")
-        self.proc = subprocess.Popen(
-            [*AUTOGRADER, command, "--no-browser", "--port", str(port)],
-            env=cli_env(state, JUPYTER_TOKEN=TOKEN, JUPYTER_RUNTIME_DIR=str(self.runtime_dir)),
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
-        )
-
-    def wait_ready(self) -> int:
-        """Wait for /api/status; return the JupyterLab pid."""
-        def ready():
-            assert self.proc.poll() is None, self.log_path.read_text()
-            return http(self.port, "/api/status")[0] == 200
-        wait_for(ready, 60, interval=0.3, what="JupyterLab /api/status")
-        (jupyter,) = children(self.proc.pid)
-        return jupyter
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text()
-
-    def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def _kill_tree(pids) -> None:
@@ -115,7 +56,7 @@ def _kill_tree(pids) -> None:
 @pytest.mark.timeout(90)
 def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path):
     data_dir = course_state / "pgdata"
-    lab = Supervisor("lab", course_state, free_port(), tmp_path / "lab.log")
+    lab = JupyterServer("lab", course_state, free_port(), tmp_path)
     jupyter = kernel = None
     try:
         jupyter = lab.wait_ready()
@@ -176,7 +117,7 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
 @pytest.mark.timeout(90)
 def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(course_state, tmp_path):
     data_dir = course_state / "pgdata"
-    lab = Supervisor("instructor", course_state, free_port(), tmp_path / "instructor.log")
+    lab = JupyterServer("instructor", course_state, free_port(), tmp_path)
     jupyter = None
     try:
         jupyter = lab.wait_ready()

@@ -15,6 +15,7 @@ accounts with the given opening balances (ids 1, 2, ...). Variants:
 """
 
 
+import asyncio
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated
@@ -119,6 +120,9 @@ def make_bank_app(db_url: str, variant: str = "for_update",
             src = await db.get(Account, body.from_id)
             dst = await db.get(Account, body.to_id)
             refuse(src, dst, amount)  # BUG: checked on a value another request may be spending
+            # The race is real; on an idle machine one request may finish before the others
+            # have read, so the window is widened to make this mutant lose every time.
+            await asyncio.sleep(0.05)
             for account_id, delta in sorted([(body.from_id, -amount), (body.to_id, amount)]):
                 await db.execute(update(Account).where(Account.id == account_id)
                                  .values(balance=Account.balance + delta))

@@ -18,13 +18,15 @@ accounts with the given opening balances (ids 1, 2, ...). Variants:
 import asyncio
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import Float, Numeric, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.apps.common import DB
 
 VARIANTS = {"for_update", "atomic", "read_modify_write", "float", "unordered_lock", "check_then_act",
             "overdraft"}
@@ -64,13 +66,6 @@ def make_bank_app(db_url: str, variant: str = "for_update",
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-
-    async def get_db(request: Request):
-        async with request.app.state.sessionmaker() as session:
-            yield session
-            await session.commit()
-
-    DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
     def refuse(src, dst, amount):
         if src is None or dst is None:

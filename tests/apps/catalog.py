@@ -31,11 +31,13 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ForeignKey, String, insert, select
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, contains_eager, mapped_column, relationship, selectinload
+
+from tests.apps.common import get_db
 
 VARIANTS = {
     "correct", "n_plus_one", "lazy_serialise", "filter_parents_only", "no_populate_existing",
@@ -136,11 +138,6 @@ def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAP
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-
-    async def get_db(request: Request):
-        async with request.app.state.sessionmaker() as session:
-            yield session
-            await session.commit()
 
     DB = Depends(get_db, scope="function")
 

@@ -24,15 +24,17 @@ Variants:
 import asyncio
 import random
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import ForeignKey, MetaData, String, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.apps.common import DB
 
 VARIANTS = {"correct", "text_match", "no_rollback", "single_statement", "retry_everything", "unbounded",
             "no_retry"}
@@ -101,13 +103,6 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-
-    async def get_db(request: Request):
-        async with request.app.state.sessionmaker() as session:
-            yield session
-            await session.commit()
-
-    DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
     def integrity_response(exc: IntegrityError) -> JSONResponse:
         if variant == "text_match":  # BUG: the message text decides, and str(exc) quotes the SQL

@@ -18,14 +18,16 @@ each item, writes one `import_runs` row for the batch (its label is unique) and 
 
 
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.apps.common import DB
 
 VARIANTS = {"correct", "no_savepoint", "one_savepoint", "except_pass", "commit_per_item", "audit_swallowed"}
 LOCK_TIMEOUT = "150ms"
@@ -86,13 +88,6 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-
-    async def get_db(request: Request):
-        async with request.app.state.sessionmaker() as session:
-            yield session
-            await session.commit()
-
-    DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
     async def import_items(db: AsyncSession, items: list[ItemIn]) -> dict:
         imported: list[str] = []

@@ -30,14 +30,16 @@ Variants, each a mistake a check must catch:
 import asyncio
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+
+from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, ForeignKey, String, func, select
-from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
+
+from tests.apps.common import DB
 
 VARIANTS = {
     "correct", "offset_cursor", "count_per_page", "inclusive_cursor", "shows_deleted", "lazy_project",
@@ -95,13 +97,6 @@ def make_tracker_app(db_url: str, variant: str = "correct", tickets: int = 23) -
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-
-    async def get_db(request: Request):
-        async with request.app.state.sessionmaker() as session:
-            yield session
-            await session.commit()
-
-    DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
     def live(stmt):
         return stmt if variant == "shows_deleted" else stmt.where(Ticket.deleted_at.is_(None))

@@ -221,7 +221,8 @@ class Executor:
                 nonce = secrets.token_hex(8)
                 _send(parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells,
                                     "nonce": nonce})
-                cell_deadline = min(deadline, time.monotonic() + job.deadlines.cell + job.deadlines.grace)
+                sent = time.monotonic()
+                cell_deadline = min(deadline, sent + job.deadlines.cell + job.deadlines.grace)
                 reply = self._receive(parent_conn, process, cell_deadline)
                 if reply is None:
                     now = time.monotonic()
@@ -246,7 +247,7 @@ class Executor:
                     return result
                 unconfirmed = None  # the previous test cell's process answered again: it stands
                 result.cells[index] = {"execution_count": reply.get("execution_count"),
-                                       "outputs": reply["outputs"]}
+                                       "outputs": reply["outputs"], "seconds": time.monotonic() - sent}
                 if reply.get("status") == "tampered":
                     result.ended = "tampering"
                     result.detail = "the submission changed the grader or the check library"

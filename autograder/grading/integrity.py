@@ -23,6 +23,7 @@ is lie about its own grade — which is what this module makes hard and visible.
 from __future__ import annotations
 
 import builtins
+import operator
 import sys
 import types
 from typing import Any
@@ -45,15 +46,62 @@ def _watched(name: str) -> bool:
 
 
 def _entries_of(namespace: dict[str, Any], label: str, out: dict[tuple[str, str], tuple[int, int | None]],
-                seen_classes: set[int]) -> None:
+                seen_classes: set[int], views: list["_Namespace"] | None = None, live: Any = None) -> None:
+    """Record the behaviour in `namespace` (a copy of `live`), recursing into watched classes.
+
+    With `views`, also append a fast `_Namespace` view of each live namespace walked."""
+    keys, values = [], []
     for key, value in list(namespace.items()):
         if not isinstance(value, _BEHAVIOUR):
             continue
         code = getattr(value, "__code__", None)
         out[(label, key)] = (id(value), id(code) if code is not None else None)
+        keys.append(key)
+        values.append(value)
         if isinstance(value, type) and id(value) not in seen_classes and _watched(getattr(value, "__module__", "") or ""):
             seen_classes.add(id(value))
-            _entries_of(dict(value.__dict__), f"{value.__module__}.{value.__qualname__}", out, seen_classes)
+            _entries_of(dict(value.__dict__), f"{value.__module__}.{value.__qualname__}", out, seen_classes,
+                        views, value.__dict__)
+    if views is not None and keys:
+        views.append(_Namespace(live, keys, values))
+
+
+class _Namespace:
+    """One watched namespace (a module's dict or a class's), compared at C speed.
+
+    The live mapping is kept, so a check is one `itemgetter` call for the values
+    and one for their code objects, compared as lists of ids: identities, never
+    `==`, which a replacement object could answer however it likes.
+    """
+
+    def __init__(self, mapping, keys: list[str], values: list[Any]):
+        self.mapping = mapping
+        self.get = operator.itemgetter(*keys)
+        self.single = len(keys) == 1
+        self.ids = [id(v) for v in values]
+        with_code = [i for i, v in enumerate(values) if getattr(v, "__code__", None) is not None]
+        self.get_functions = operator.itemgetter(*with_code) if with_code else None
+        self.single_function = len(with_code) == 1
+        self.code_ids = [id(values[i].__code__) for i in with_code]
+
+    def unchanged(self) -> bool:
+        try:
+            values = self.get(self.mapping)
+        except KeyError:  # deleted
+            return False
+        if self.single:
+            values = (values,)
+        if list(map(id, values)) != self.ids:
+            return False
+        if self.get_functions is None:
+            return True
+        functions = self.get_functions(values)  # the baseline's own objects: ids matched
+        if self.single_function:
+            functions = (functions,)
+        return list(map(id, map(_CODE, functions))) == self.code_ids
+
+
+_CODE = operator.attrgetter("__code__")
 
 
 class Baseline:
@@ -63,6 +111,7 @@ class Baseline:
         self.entries: dict[tuple[str, str], tuple[int, int | None]] = {}
         self.keep_alive: list[Any] = []  # ids are only meaningful while the objects live
         self.modules: dict[str, int] = {}
+        self._namespaces: list[_Namespace] = []
         seen: set[int] = set()
         for name, module in sorted(sys.modules.items()):
             if module is None or not _watched(name):
@@ -71,10 +120,37 @@ class Baseline:
             self.keep_alive.append(module)
             namespace = dict(vars(module))
             self.keep_alive.extend(namespace.values())
-            _entries_of(namespace, name, self.entries, seen)
+            _entries_of(namespace, name, self.entries, seen, self._namespaces, vars(module))
+        self._module_names = list(self.modules)
+        self._module_ids = list(self.modules.values())
+        self._shell_methods: dict[type, set[str]] = {}
+
+    def unchanged(self, shell: Any = None) -> bool:
+        """Fast path of `changes()`: True when nothing watched was replaced (~1 ms)."""
+        if sys.gettrace() is not None or sys.getprofile() is not None:
+            return False
+        modules = sys.modules
+        if list(map(id, map(modules.get, self._module_names))) != self._module_ids:
+            return False
+        for namespace in self._namespaces:
+            if not namespace.unchanged():
+                return False
+        return shell is None or not self._shell_overrides(shell)
+
+    def _shell_overrides(self, shell: Any) -> list[str]:
+        """Methods shadowed on the shell instance (get_ipython().run_cell = ...)."""
+        cls = type(shell)
+        methods = self._shell_methods.get(cls)
+        if methods is None:
+            methods = self._shell_methods[cls] = {
+                name for name in dir(cls) if isinstance(getattr(cls, name, None), types.FunctionType)}
+        return [f"the shell's {key} was overridden" for key, value in vars(shell).items()
+                if key in methods and callable(value)]
 
     def changes(self, shell: Any = None, limit: int = 5) -> list[str]:
         """What was replaced since the baseline (empty when nothing was)."""
+        if self.unchanged(shell):
+            return []
         found: list[str] = []
         if sys.gettrace() is not None:
             found.append("a trace function is installed (sys.settrace)")
@@ -102,12 +178,7 @@ class Baseline:
             if len(found) >= limit:
                 break
         if shell is not None and len(found) < limit:
-            # Methods shadowed on the shell instance (get_ipython().run_cell = ...).
-            cls_attrs = set(dir(type(shell)))
-            for key, value in vars(shell).items():
-                if key in cls_attrs and callable(value) and isinstance(getattr(type(shell), key, None),
-                                                                         types.FunctionType):
-                    found.append(f"the shell's {key} was overridden")
+            found += self._shell_overrides(shell)
         return found[:limit]
 
 

@@ -1,0 +1,119 @@
+"""Two costs nbgrader pays again and again when one process grades a whole class.
+
+Stock `nbgrader autograde` grades each submission once per process lifetime, so
+neither matters there; our grader keeps nbgrader's own converter and
+preprocessors for every submission of a run, in one process, and then they do:
+
+* **A new SQLAlchemy engine per `Gradebook`.** nbgrader opens a `Gradebook` in
+  almost every step (about ten per submission) and each one calls
+  `create_engine`. SQLAlchemy caches compiled SQL *per engine*, so every query
+  nbgrader makes is compiled from scratch each time: ~5 ms of a ~7 ms
+  `Gradebook()`. `reuse_gradebook_engines` hands nbgrader the same engine for the
+  same URL. Nothing else changes: `Gradebook.close()` still disposes the pool
+  (connections are closed; the compiled-SQL cache stays), the SQLite file is
+  still written by one thread, and stock nbgrader processes (formgrader) are not
+  touched.
+* **The cell metadata schema validated on every cell.** nbgrader's
+  `CheckCellMetadata` calls `jsonschema.validate(metadata, schema)`, which first
+  checks the *schema* against its meta-schema — 2 ms per cell, twice per
+  submission. `validate_schema_once` gives nbgrader's validator a stand-in for the
+  `jsonschema` module whose `validate` checks each schema once and then only the
+  instances; the errors raised are jsonschema's own, chosen the same way
+  (`best_match`).
+
+Both are context managers that undo themselves, so they apply for one grading
+run only (and tests can compare against stock behaviour in the same process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+class _EngineCache:
+    def __init__(self, create_engine):
+        self._create_engine = create_engine
+        self._engines: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, url, *args: Any, **kwargs: Any):
+        if args:  # not how nbgrader calls it: do not guess what the arguments mean
+            return self._create_engine(url, *args, **kwargs)
+        key = (str(url), repr(sorted(kwargs.items())))
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = self._engines[key] = self._create_engine(url, **kwargs)
+            return engine
+
+    def dispose_all(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+
+@contextlib.contextmanager
+def reuse_gradebook_engines() -> Iterator[_EngineCache]:
+    """While active, every nbgrader `Gradebook` for one URL shares one engine."""
+    import nbgrader.api
+
+    original = nbgrader.api.create_engine
+    cache = _EngineCache(original)
+    nbgrader.api.create_engine = cache
+    try:
+        yield cache
+    finally:
+        nbgrader.api.create_engine = original
+        cache.dispose_all()
+
+
+class _SchemaCheckedOnce:
+    """Stands in for the `jsonschema` module inside nbgrader's metadata validator."""
+
+    def __init__(self, module):
+        self._module = module
+        self._validators: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def validate(self, instance, schema, cls=None, *args: Any, **kwargs: Any) -> None:
+        if cls is not None or args or kwargs:
+            return self._module.validate(instance, schema, cls, *args, **kwargs)
+        key = json.dumps(schema, sort_keys=True)
+        with self._lock:
+            validator = self._validators.get(key)
+        if validator is None:
+            validator_class = self._module.validators.validator_for(schema)
+            validator_class.check_schema(schema)  # raises SchemaError, as jsonschema.validate would
+            validator = validator_class(schema)
+            with self._lock:
+                self._validators[key] = validator
+        error = self._module.exceptions.best_match(validator.iter_errors(instance))
+        if error is not None:
+            raise error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
+@contextlib.contextmanager
+def validate_schema_once() -> Iterator[None]:
+    """While active, nbgrader checks its cell metadata schema once, not per cell."""
+    import nbgrader.nbgraderformat.common as common
+
+    original = common.jsonschema
+    common.jsonschema = _SchemaCheckedOnce(original)
+    try:
+        yield
+    finally:
+        common.jsonschema = original
+
+
+@contextlib.contextmanager
+def faster_nbgrader() -> Iterator[None]:
+    with reuse_gradebook_engines(), validate_schema_once():
+        yield

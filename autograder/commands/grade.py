@@ -6,11 +6,16 @@ import argparse
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from autograder.db.url import project_root
 from autograder.errors import SetupError
-from autograder.grading.executor import Deadlines
-from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun, RunReport
-from autograder.grading.sandbox import PROTECTIONS, Limits
+
+if TYPE_CHECKING:
+    from autograder.grading.run import GradeOptions, RunReport
+
+# The grading modules are imported when a grading command runs, not when the CLI starts:
+# nbformat/nbgrader cost ~1.5 s to import, which every other command would pay too.
 
 
 def add_grading_options(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +32,10 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, **extra) -> GradeOptions:
+    from autograder.grading.executor import Deadlines
+    from autograder.grading.run import GradeOptions
+    from autograder.grading.sandbox import Limits
+
     return GradeOptions(
         deadlines=Deadlines(cell=args.cell_timeout, notebook=args.notebook_timeout),
         limits=Limits(address_space=args.memory * 1024**2),
@@ -64,15 +73,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     root = (args.course or project_root()).absolute()
     if not (root / "submitted").is_dir():
         raise SetupError(f"There is no submitted/ folder in {root}; collect submissions into "
                          "submitted/<student>/<lesson>/ (nbgrader's layout) or pass --course.")
     if args.workers < 1:
         raise SetupError("--workers must be at least 1.")
+    from autograder.grading.executor import Executor
+
+    Executor.warm_up_in_background()  # before the heavy imports below, which it overlaps
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autograder.grading.run import GradeRun
     console = Console(stderr=True)
     options = options_from(args, lessons=args.lessons, students=args.students, workers=args.workers,
                            force=args.force, feedback=args.feedback)
@@ -91,6 +104,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def print_summary(console, report: RunReport, root: Path) -> None:
     from rich.table import Table
+
+    from autograder.grading.run import EXPORTS_DIR
+    from autograder.grading.sandbox import PROTECTIONS
 
     table = Table(title=f"Graded {len(report.results)} submission(s) in {report.seconds:.1f} s"
                         + (f", skipped {len(report.skipped)} already graded" if report.skipped else ""))

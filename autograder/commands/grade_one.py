@@ -13,13 +13,14 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autograder.commands.grade import add_grading_options, options_from
 from autograder.course.layout import lessons
 from autograder.errors import SetupError
-from autograder.grading import exporters
-from autograder.grading.results import SubmissionResult
-from autograder.grading.run import GradeRun
+
+if TYPE_CHECKING:
+    from autograder.grading.results import SubmissionResult
 
 STUDENT = "submission"
 
@@ -44,6 +45,11 @@ def grade_one(notebook: Path, lesson: str, options) -> SubmissionResult:
         raise SetupError(f"There is no lesson {lesson!r}; choose one of: {', '.join(lessons())}.")
     if not notebook.is_file():
         raise SetupError(f"{notebook} is not a file.")
+    from autograder.grading.executor import Executor
+
+    Executor.warm_up_in_background()  # overlaps the imports below
+    from autograder.grading.run import GradeRun
+
     with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:
         root = Path(tmp)
         folder = root / "submitted" / STUDENT / lesson
@@ -58,6 +64,8 @@ def grade_one(notebook: Path, lesson: str, options) -> SubmissionResult:
 
 
 def cmd_grade_one(args: argparse.Namespace) -> int:
+    from autograder.grading import exporters
+
     result = grade_one(args.notebook.absolute(), args.lesson, options_from(args))
     payload = {"result": result.to_json(), "gradescope": exporters.gradescope(result),
                "exercism": exporters.exercism(result)}[args.format]

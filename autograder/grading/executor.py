@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autograder.grading import sandbox
-from autograder.grading.kernel import MAX_MESSAGE_BYTES
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one reply from a submission's process, at most
 
 _CONTEXT = None
+_CONTEXT_LOCK = threading.Lock()
 
 
 PROCESS_NAME = "autograder-submission"
@@ -61,15 +63,16 @@ def _without_main(get_preparation_data):
 def _context():
     """A forkserver whose server process imported the heavy modules once."""
     global _CONTEXT
-    if _CONTEXT is None:
-        import multiprocessing.spawn as spawn
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None:
+            import multiprocessing.spawn as spawn
 
-        if not hasattr(spawn.get_preparation_data, "__wrapped__"):
-            spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["autograder.grading.preload"])
-        _CONTEXT = ctx
-    return _CONTEXT
+            if not hasattr(spawn.get_preparation_data, "__wrapped__"):
+                spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["autograder.grading.preload"])
+            _CONTEXT = ctx
+        return _CONTEXT
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,14 @@ class Executor:
         probe = ctx.Process(target=_noop, name=PROCESS_NAME)
         probe.start()
         probe.join()
+
+    @staticmethod
+    def warm_up_in_background() -> threading.Thread:
+        """Start the fork server's ~1 s of imports on another core while the caller imports
+        nbgrader (also ~1 s): the CLI calls this before anything heavy."""
+        thread = threading.Thread(target=Executor.warm_up, name="grading-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     def execute(self, code_cells: list[tuple[int, str]], job: JobSpec) -> Execution:
         ctx = _context()

@@ -26,8 +26,6 @@ import signal
 import sys
 from typing import Any
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-
 
 class CellTimeout(BaseException):
     """The cell ran past its deadline."""

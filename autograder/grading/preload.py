@@ -98,3 +98,4 @@ warm()
 import autograder.grading.integrity  # noqa: E402
 
 autograder.grading.integrity.take_baseline()
+

@@ -194,8 +194,7 @@ class GradeRun:
             if not todo:
                 return self.report
             # The fork server imports the heavy modules (~1 s) while nbgrader gets ready.
-            warm = threading.Thread(target=Executor.warm_up, name="grading-warm-up")
-            warm.start()
+            warm = Executor.warm_up_in_background()  # (at once if the CLI started it already)
             os.chdir(self.root)  # nbgrader resolves course paths relative to the root
             api = self._api()
             self._ensure_assignments(api, {s.lesson for s in todo})

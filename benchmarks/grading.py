@@ -41,17 +41,15 @@ BROKEN_KINDS = ["invalid-json", "empty-file", "nbformat-5"]
 
 
 # ---------------------------------------------------------------- the class
-def grade_cell(nb, grade_id):
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return cell
-    raise KeyError(grade_id)
-
-
 def build_class(students: int, lessons: list[str], release_root: Path) -> list[dict]:
-    """[{student, lesson, kind, content(bytes), expected(score or None)}] — deterministic."""
+    """[{student, lesson, kind, content(bytes), expected(score or None)}] — deterministic.
+
+    Submissions are what learners hand in: the *release* notebook with its exercise
+    cells answered (from the solution, or the lesson's known wrong answer), so test
+    cells are exactly as released and nbgrader has nothing to restore."""
     import nbformat
 
+    from autograder.course.workspace import answered
     from tests.course.wrong_answers import WRONG_ANSWERS
 
     solutions = {l: nbformat.read(REPO / "solutions" / l / f"{l}.ipynb", as_version=4) for l in lessons}
@@ -66,8 +64,9 @@ def build_class(students: int, lessons: list[str], release_root: Path) -> list[d
         for j, lesson in enumerate(lessons):
             kind = CYCLE[(i + 3 * j) % len(CYCLE)]
             full = sum(points[lesson].values())
+            right = nbformat.writes(answered(releases[lesson], solutions[lesson]))
             if kind == "right":
-                content, expected = nbformat.writes(solutions[lesson]), full
+                content, expected = right, full
             elif kind == "wrong":
                 wrong_seen += 1
                 if wrong_seen % 4 == 0:  # every 4th wrong one is the untouched release: zero
@@ -75,8 +74,7 @@ def build_class(students: int, lessons: list[str], release_root: Path) -> list[d
                     content, expected = nbformat.writes(releases[lesson]), 0.0
                 else:
                     case = WRONG_ANSWERS[lesson]
-                    nb = nbformat.from_dict(json.loads(nbformat.writes(solutions[lesson])))
-                    grade_cell(nb, case.solution_id).source = case.source
+                    nb = answered(releases[lesson], solutions[lesson], {case.solution_id: case.source})
                     content = nbformat.writes(nb)
                     expected = full - sum(points[lesson][g] for g in case.loses)
             else:
@@ -84,11 +82,11 @@ def build_class(students: int, lessons: list[str], release_root: Path) -> list[d
                 broken_seen += 1
                 kind = f"broken:{variant}"
                 if variant == "invalid-json":
-                    content = nbformat.writes(solutions[lesson])[:-200]  # truncated upload
+                    content = right[:-200]  # truncated upload
                 elif variant == "empty-file":
                     content = ""
                 else:
-                    data = json.loads(nbformat.writes(solutions[lesson]))
+                    data = json.loads(right)
                     data["nbformat"] = 5
                     content = json.dumps(data)
                 expected = None

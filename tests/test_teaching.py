@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from autograder.teaching import (
+    Chart,
     DemoDidNotFail,
     EventLog,
     announce_response,
@@ -109,13 +110,33 @@ def test_event_log_show(capsys):
     assert capsys.readouterr().out == "title\n  1. a\n  2. b\n"
 
 
-def test_bar_chart_builds_a_figure():
-    chart = bar_chart({"one": 1, "two": 2}, title="t")
+def test_bar_chart_builds_a_figure(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    chart = bar_chart({"one": 1, "two": 2.5}, title="t")
+    assert chart._figure is None, "nothing is drawn until the chart is shown"
     assert chart._repr_png_().startswith(b"\x89PNG")
-    assert repr(chart) == "<Chart: t>"
+    assert repr(chart) == "<Chart: t | one: 1; two: 2.5>"
     ax = chart.figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["one", "two"]
     assert ax.get_title() == "t"
+
+
+def test_a_graded_run_gets_the_values_as_text_and_draws_nothing(monkeypatch):
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    chart = bar_chart({"refresh()": 3, "expire_on_commit=False": 2}, title="statements")
+    assert chart._repr_png_() is None  # IPython then shows text/plain
+    assert chart._figure is None
+    assert repr(chart) == "<Chart: statements | refresh(): 3; expire_on_commit=False: 2>"
+
+
+def test_a_chart_made_from_a_figure_keeps_its_title():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    fig.subplots().set_title("made by hand")
+    assert repr(Chart(fig)) == "<Chart: made by hand>"
+    with pytest.raises(TypeError):
+        Chart()
 
 
 class _Base(DeclarativeBase):

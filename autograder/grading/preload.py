@@ -8,8 +8,7 @@ no engine, no event loop, no threads (a fork copies none of them safely).
 Importing the packages is not enough: each of them imports more on first use
 (SQLAlchemy its PostgreSQL dialect when the first engine is made, IPython its
 completer and magics when a shell is made and its traceback formatter on the
-first error, matplotlib its fonts on the first chart, anyio its asyncio backend
-on the first app). Every submission would pay that again — 0.2–0.3 s each,
+first error, anyio its asyncio backend on the first app). Every submission would pay that again — 0.2–0.3 s each,
 a third of a lesson's run — so `warm()` does it here, once.
 """
 
@@ -23,7 +22,7 @@ import IPython.core.interactiveshell  # noqa: F401
 import matplotlib
 
 matplotlib.use("Agg")  # no display in a grading process
-import matplotlib.pyplot  # noqa: F401,E402
+import matplotlib.figure  # noqa: F401,E402 - lessons build figures (a graded run draws none)
 import pydantic  # noqa: F401,E402
 import sqlalchemy  # noqa: F401,E402
 import sqlalchemy.ext.asyncio  # noqa: F401,E402
@@ -63,7 +62,6 @@ _FIRST_USE = [
     "bdb",
     "IPython.core.application",
     "pydantic.v1",
-    "matplotlib.backends.backend_agg",
 ]
 
 
@@ -75,14 +73,7 @@ def warm() -> None:
             importlib.import_module(name)
         except ImportError:  # an optional extra that is not installed: it just stays cold
             pass
-    # The first chart loads the font list and builds the text layout caches (~60 ms).
-    autograder.teaching.bar_chart({"warm": 1.0}, title="warm-up")._repr_png_()
-    try:  # PIL registers its image plugins on first save
-        import PIL.Image
-
-        PIL.Image.init()
-    except ImportError:
-        pass
+    # (No chart is drawn here: a graded run draws none, see teaching.Chart.)
     # The first traceback formats through stack_data/pygments: format one now.
     from IPython.core.ultratb import AutoFormattedTB
 

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.commands.grade import add_grading_options, options_from
+from autograder.commands.grade import add_grading_options, options_from, start_grading_process
 from autograder.course.layout import lessons
 from autograder.errors import SetupError
 
@@ -45,9 +45,7 @@ def grade_one(notebook: Path, lesson: str, options) -> SubmissionResult:
         raise SetupError(f"There is no lesson {lesson!r}; choose one of: {', '.join(lessons())}.")
     if not notebook.is_file():
         raise SetupError(f"{notebook} is not a file.")
-    from autograder.grading.executor import Executor
-
-    Executor.warm_up_in_background()  # overlaps the imports below
+    start_grading_process()  # before the heavy imports below
     from autograder.grading.run import GradeRun
 
     with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:

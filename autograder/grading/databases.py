@@ -2,7 +2,8 @@
 
 Graded code must not see the course's other databases, other submissions or
 the server's superuser. With the bundled server, grading therefore uses a
-*separate* cluster (`.course/grading-pgdata`) with password authentication:
+*separate* cluster (in RAM when the machine has a tmpfs to spare, else
+`.course/grading-pgdata`) with password authentication:
 the sandboxed process only ever learns its own role's password. Each submission:
 
     CREATE ROLE grade_<pid>_<n> LOGIN PASSWORD … CONNECTION LIMIT 16       -- no superuser, no CREATEDB
@@ -24,6 +25,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,18 +53,75 @@ class SubmissionDatabase:
         return f"SubmissionDatabase({self.name!r})"
 
 
+RAM_FOLDER = Path("/dev/shm")
+RAM_NEEDED = 2 * 1024**3  # the cluster is ~200 MB; leave room for many submissions' databases
+
+
+def _ram_backed(folder: Path) -> bool:
+    """A tmpfs with room to spare (Docker's default /dev/shm is 64 MB: not that)."""
+    try:
+        with open("/proc/self/mounts") as mounts:
+            on_tmpfs = any(line.split()[1:3] == [str(folder), "tmpfs"] for line in mounts)
+        free = os.statvfs(folder)
+    except OSError:
+        return False
+    return on_tmpfs and free.f_bavail * free.f_frsize >= RAM_NEEDED
+
+
+OWNER_FILE = "course-state"  # which course's state folder a RAM cluster belongs to
+
+
+def _claim(home: Path, state: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    owner = home / OWNER_FILE
+    if not owner.exists():
+        owner.write_text(str(state))
+
+
+def sweep_orphaned_ram_clusters() -> list[Path]:
+    """Remove RAM clusters whose course state folder is gone (a deleted checkout, a test
+    run's temporary course): nothing else would ever free that memory. Never one that runs."""
+    removed = []
+    for home in sorted(RAM_FOLDER.glob("autograder-*")):
+        owner = home / OWNER_FILE
+        try:
+            state = Path(owner.read_text().strip())
+        except OSError:
+            continue  # not ours, or being made right now
+        if state.exists():
+            continue
+        cluster = EmbeddedPostgres(home / "grading-pgdata")
+        if cluster.status() is not None:
+            continue
+        shutil.rmtree(home, ignore_errors=True)
+        removed.append(home)
+    return removed
+
+
 def grading_cluster() -> EmbeddedPostgres:
     state = urls.state_dir()
-    data_dir = state / "grading-pgdata"
+    tag = hashlib.sha256(str(state / "grading-pgdata").encode()).hexdigest()[:12]
+    # Every submission's database is created (~300 files copied) and dropped again. On a
+    # disk filesystem that churn is kernel time: ext4's inode allocator slows down
+    # with every recently deleted inode (measured: PostgreSQL 3.5-5 CPU-s per 40
+    # submissions on ext4, 1.8 s on tmpfs; the whole run 7.1 s -> 5.5 s). Nothing in
+    # this cluster outlives a run, so it lives in RAM when the machine has a roomy tmpfs;
+    # after a reboot it is simply made again (~2 s).
+    if _ram_backed(RAM_FOLDER):
+        home = RAM_FOLDER / f"autograder-{tag}"
+        data_dir = home / "grading-pgdata"
+        _claim(home, state)
+    else:
+        data_dir = state / "grading-pgdata"
     if os.geteuid() == 0:
         # Outside the course folder, which the sandbox hides; short enough for a socket path.
-        tag = hashlib.sha256(str(data_dir).encode()).hexdigest()[:12]
         socket_dir = Path("/run") / f"autograder-pg-{tag}"
     else:
         socket_dir = state / "grading-run"
     # Everything in this cluster is thrown away after grading, so it need not survive a
     # power cut: without fsync, the checkpoint each DROP DATABASE forces costs
-    # milliseconds instead of stalling the run (measured: 270 ms to 1.5 s per drop).
+    # milliseconds instead of stalling the run (measured: 270 ms to 1.5 s per drop), and
+    # wal_level=minimal writes no WAL for what a transaction creates and fills itself.
     throwaway = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
                  "wal_level": "minimal", "max_wal_senders": "0"}
     return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir,
@@ -93,6 +152,7 @@ class GradingDatabases:
         raw = os.environ.get(ENV_GRADING_URL, "").strip()
         if raw:
             return cls(urls.normalize(raw), isolated_server=False), None
+        sweep_orphaned_ram_clusters()
         cluster = grading_cluster()
         info = cluster.acquire()
         return cls(make_url(info.url("postgres")), isolated_server=True), cluster

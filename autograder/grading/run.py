@@ -206,11 +206,13 @@ class GradeRun:
                                              "database and role, but whether other roles can log in depends on "
                                              "that server's pg_hba.conf")
             warm.join()
+            self._timed("setup", time.monotonic() - started)
             self._pipeline(api, dbs, loop, todo)
             if self.options.feedback and not self._stop.is_set():
                 self._feedback()
             self._write_csv()
         finally:
+            ending = time.monotonic()
             if dbs is not None:
                 try:
                     concurrent.futures.wait(self._drops, timeout=120)
@@ -225,6 +227,7 @@ class GradeRun:
             os.chdir(cwd)
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
+            self._timed("teardown", time.monotonic() - ending)
             self.report.seconds = time.monotonic() - started
         return self.report
 

@@ -310,7 +310,8 @@ class GradeRun:
                                            hide=_hidden_paths(self.root), keep=self._keep_paths(dbs),
                                            limits=self.options.limits)
                 env = {"COURSE_DB_URL": database.url, "DATABASE_URL": database.url,
-                       "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0"}
+                       "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0",
+                       "MPLBACKEND": "Agg"}
                 job = JobSpec(env=env, sandbox=spec, output_limit=self.options.output_limit,
                               deadlines=self.options.deadlines, graded_cells=graded)
                 return executor.execute(cells, job)

@@ -119,9 +119,7 @@ class SplitAutograde(Autograde):
         release_path = Path(self.coursedir.format_path(self.coursedir.release_directory, ".", lesson)) / filename
         if not release_path.exists():
             return []
-        released = {c.metadata["nbgrader"]["grade_id"]: c.source
-                    for c in nbformat.read(release_path, as_version=4).cells
-                    if utils.is_grade(c) and not utils.is_solution(c)}
+        released = _released_test_cells(release_path)
         mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
                 for c in submitted.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
         deleted = sorted(set(released) - set(mine))
@@ -159,11 +157,33 @@ class SplitAutograde(Autograde):
             gb.db.commit()
 
 
-def sanitized_code_cells(path: Path) -> tuple[list[tuple[int, str]], frozenset[int]]:
-    """The code cells to run, in order, and which of them are graded test cells."""
+_RELEASED: dict[tuple[str, int, int], dict[str, str]] = {}
+
+
+def _released_test_cells(path: Path) -> dict[str, str]:
+    """grade_id -> source of the release's test cells; read once per release file version."""
     from nbgrader import utils
 
-    nb = nbformat.read(path, as_version=4)
-    cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    graded = frozenset(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and utils.is_grade(c))
-    return cells, graded
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _RELEASED:
+        _RELEASED[key] = {c.metadata["nbgrader"]["grade_id"]: c.source
+                          for c in nbformat.read(path, as_version=4).cells
+                          if utils.is_grade(c) and not utils.is_solution(c)}
+    return _RELEASED[key]
+
+
+def sanitized_code_cells(path: Path) -> tuple[list[tuple[int, str]], frozenset[int]]:
+    """The code cells to run, in order, and which of them are graded test cells.
+
+    Plain JSON, not nbformat: nbgrader has just written and validated this file."""
+    cells_json = json.loads(Path(path).read_text())["cells"]
+    cells, graded = [], set()
+    for i, cell in enumerate(cells_json):
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        cells.append((i, "".join(source) if isinstance(source, list) else source))
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
+            graded.add(i)
+    return cells, frozenset(graded)

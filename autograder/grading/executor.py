@@ -109,22 +109,37 @@ def _send(conn, message: dict[str, Any]) -> None:
 
 
 def _child_main(conn, job: JobSpec) -> None:
-    """Runs in the forked child. Never returns: the process exits here."""
+    """Runs in the forked child. Never returns: the process exits here.
+
+    The runner's `run` and the integrity check (`guard`) are taken into this frame's
+    local variables before any submission code runs, and `run`'s code is compared
+    before each call: a cell that rebinds `CellRunner.run`, `runner.run` or the
+    integrity module's globals changes nothing called here.
+    """
     code = 0
     try:
         os.setsid()  # its own process group: the parent kills all of it at once
         os.environ.update(job.env)
         applied = sandbox.apply(job.sandbox)
+        from autograder.grading import integrity
         from autograder.grading.kernel import CellRunner
 
         runner = CellRunner(job.output_limit, job.deadlines.cell)
+        guard = runner.guarded(integrity.BASELINE or integrity.Baseline())
+        run = CellRunner.run
+        run_code = run.__code__
         _send(conn, {"ready": True, "on": applied.on, "off": applied.off})
         while True:
             message = json.loads(conn.recv_bytes())
             if message.get("done"):
                 _send(conn, {"bye": message.get("nonce")})
                 break
-            result = runner.run(message["source"], graded=bool(message.get("graded")))
+            if run.__code__ is not run_code:
+                result = {"status": "tampered", "execution_count": None, "outputs": [
+                    {"output_type": "error", "ename": "Tampering", "evalue": "the submission changed the grader's "
+                     "runner. This test and every later one score zero.", "traceback": ["Tampering: the runner"]}]}
+            else:
+                result = run(runner, message["source"], message.get("graded") is True, guard)
             result["cell"] = message["cell"]
             result["nonce"] = message.get("nonce")
             try:

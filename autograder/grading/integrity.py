@@ -4,182 +4,408 @@ Hidden tests run in the same process as the submission, so a submission can try
 to make a failing test look passed: replace `Verdict.require`, the course's
 checks, IPython's error reporting, the runner, or the libraries the checks read
 the database through (asyncpg, SQLAlchemy, httpx), or install a trace function
-that skips lines. A test cell passes only if it ran to the end without an error,
-so each of those would otherwise earn points.
+that skips lines. A test cell passes only if it ran to the end without an error, so each of
+those would otherwise earn points.
 
 `Baseline` records, once in the fork server before any submission exists, the
-identity of every attribute of those modules and classes (and every function's
-code object). Before and after each graded cell the runner calls `changes()`;
-anything replaced means the cell is not trusted: it scores zero, and so does
-every cell after it. Additions are allowed (lazy imports add attributes);
-replacements are not.
+behaviour in those modules and in their classes and bases: each callable, class,
+module and descriptor (an lru_cache or a partial included), each function's code,
+defaults and closure (the function inside a staticmethod, classmethod or property
+included), each class's bases and size. In the child, `watching()` adds the
+grader's own live objects (the runner, the shell and what it runs a cell
+through). Before and after each graded cell the runner asks `unchanged()`;
+anything replaced means the cell is not trusted: it scores zero, and so does every
+cell after it. New module attributes are allowed (lazy imports add them); new
+class attributes are not (`Verdict.__getattr__ = ...`).
 
-This raises the bar; it is not a proof. Code running in the same process can in
-principle reach anything (ctypes, the gc). The sandbox keeps such code from
-reaching the gradebook, other submissions or the network, so the worst it can do
-is lie about its own grade — which is what this module makes hard and visible.
+What keeps the check itself out of reach:
+
+* it compares identities (`is`), never `==`, which a replacement could answer
+  however it likes, and it holds a reference to everything it recorded, so no
+  recorded object is freed and its address handed to a fake;
+* its state is one tuple of tuples, and the check a plain function that reads no
+  global name, not even a builtin (it carries its own `all`, `map`, `is_`...), and
+  calls nothing that runs code of the objects it looks at, so rebinding `BASELINE`,
+  `Baseline.unchanged`, an attribute of the baseline or of the runner, or
+  `builtins.all` changes nothing it computes;
+* the grader takes the check, its code object and the state into local variables
+  before any submission code runs (executor.py `_child_main`, kernel.py
+  `CellRunner.guarded`), and compares the check's code before every call.
+
+This raises the bar; it is not a proof. What is still possible, known:
+
+* ctypes, the gc and frame inspection reach everything: the state, the runner's
+  local variables, the pipe to the parent and the nonce of the message it answers;
+* a change made and undone within one test cell is not seen, the checks run before
+  and after it: the learner's function, called by the test, can swap a check for a
+  fake that puts the original back as soon as it has been called;
+* the check runs no code of what it inspects but for one case: a key with a
+  crafted hash put in a watched module's namespace gets its `__eq__` called when
+  the check looks a name up there;
+* behaviour reached through data is not recorded: module-level instances
+  (`json._default_decoder`), objects made at run time (an engine, a session), modules
+  outside `WATCHED_PREFIXES`, and the notebook's own variables a test relies on.
+
+The sandbox keeps such code from reaching the gradebook, other submissions or
+the network, so the worst it can do is lie about its own grade — which is what
+this module makes hard and visible.
 """
 
 from __future__ import annotations
 
-import builtins
+import copyreg
+import functools
+import itertools
 import operator
 import sys
 import types
-from typing import Any
+from typing import Any, Iterable
 
-# Modules the checks depend on: replacing anything in them can fake a verdict.
+# Modules the checks and the runner depend on: replacing anything in them can fake a verdict.
 WATCHED_PREFIXES = (
     "autograder", "asyncpg", "httpx", "IPython.core", "sqlalchemy.engine", "sqlalchemy.event",
     "sqlalchemy.ext.asyncio", "sqlalchemy.orm.session", "sqlalchemy.orm.events", "sqlalchemy.pool",
     "starlette.testclient", "asgi_lifespan", "inspect", "traceback", "linecache", "signal",
+    # the standard library the checks compute their verdicts with
+    "json", "re", "time", "functools", "operator", "itertools", "collections", "contextlib",
+    "dataclasses", "decimal", "urllib.parse", "ast", "codeop",
 )
-ALWAYS = ("builtins", "asyncio", "asyncio.events", "asyncio.tasks", "json")
-# Behaviour lives in functions, classes and descriptors; module-level data (caches,
+ALWAYS = ("builtins", "asyncio", "asyncio.events", "asyncio.tasks", "sys", "os")
+# What IPython sets and restores around every cell (sys.displayhook; exit and quit, hidden while a
+# cell runs): not the grader's to pin, and a cell stopped by its deadline leaves them as they were.
+_UNWATCHED = {"sys": ("displayhook", "excepthook", "breakpointhook", "unraisablehook"),
+              "builtins": ("exit", "quit", "get_ipython", "display")}
+
+# Behaviour lives in callables, classes, modules and descriptors; module-level data (caches,
 # counters, the current event loop policy, sys.stdout) changes legitimately.
-_BEHAVIOUR = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type, staticmethod,
-              classmethod, property, types.MethodDescriptorType, types.WrapperDescriptorType)
+_DESCRIPTORS = (types.ModuleType, property, staticmethod, classmethod, types.GetSetDescriptorType,
+                types.MemberDescriptorType)
+_LRU_CACHE_WRAPPER = type(functools.lru_cache()(len))
+_IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: builtin and most C types cannot be changed
+_MRO = type.__dict__["__mro__"].__get__  # reads the class's own MRO, whatever its metaclass says
+_ATTRIBUTE_NAMES = ("__mro__", "__dict__", "__code__", "__defaults__", "__kwdefaults__", "cell_contents", "func",
+                    "args", "keywords")
+_WHAT_CHANGED = {
+    "__mro__": "the base classes of {} were changed",
+    "__dict__": "the namespace of {} was replaced",
+    "__code__": "the code of {} was replaced",
+    "__defaults__": "the defaults of {} were replaced",
+    "__kwdefaults__": "the keyword defaults of {} were replaced",
+    "cell_contents": "a function {} calls through its closure was replaced",
+    "func": "the function behind {} was replaced",
+    "args": "the arguments bound by {} were replaced",
+    "keywords": "the arguments bound by {} were replaced",
+}
+_MISSING = object()
 
 
 def _watched(name: str) -> bool:
     return name in ALWAYS or any(name == p or name.startswith(p + ".") for p in WATCHED_PREFIXES)
 
 
-def _entries_of(namespace: dict[str, Any], label: str, out: dict[tuple[str, str], tuple[int, int | None]],
-                seen_classes: set[int], views: list["_Namespace"] | None = None, live: Any = None) -> None:
-    """Record the behaviour in `namespace` (a copy of `live`), recursing into watched classes.
-
-    With `views`, also append a fast `_Namespace` view of each live namespace walked."""
-    keys, values = [], []
-    for key, value in list(namespace.items()):
-        if not isinstance(value, _BEHAVIOUR):
-            continue
-        code = getattr(value, "__code__", None)
-        out[(label, key)] = (id(value), id(code) if code is not None else None)
-        keys.append(key)
-        values.append(value)
-        if isinstance(value, type) and id(value) not in seen_classes and _watched(getattr(value, "__module__", "") or ""):
-            seen_classes.add(id(value))
-            _entries_of(dict(value.__dict__), f"{value.__module__}.{value.__qualname__}", out, seen_classes,
-                        views, value.__dict__)
-    if views is not None and keys:
-        views.append(_Namespace(live, keys, values))
+def _is_behaviour(value: Any) -> bool:
+    """Callables, classes, modules and descriptors (a trait, a cached property): what runs."""
+    return callable(value) or isinstance(value, _DESCRIPTORS) or hasattr(type(value), "__get__")
 
 
-class _Namespace:
-    """One watched namespace (a module's dict or a class's), compared at C speed.
+def _methods(cls: type) -> set[str]:
+    """Names a method of `cls` (or of a base) answers to: an instance attribute must not shadow them."""
+    return {name for klass in cls.__mro__[:-1] for name, value in vars(klass).items()
+            if isinstance(value, (types.FunctionType, staticmethod, classmethod))
+            or (callable(value) and not isinstance(value, type))}
 
-    The live mapping is kept, so a check is one `itemgetter` call for the values
-    and one for their code objects, compared as lists of ids: identities, never
-    `==`, which a replacement object could answer however it likes.
+
+class _Records:
+    """What the baseline holds, as lists while it is being built (`freeze()` makes the state)."""
+
+    def __init__(self) -> None:
+        self.typed: list[tuple[Any, type, str]] = []  # objects whose class must stay the same
+        self.entries: list[tuple[Any, str, Any, str]] = []  # (mapping, key, value, label)
+        self.classes: list[tuple[Any, int, frozenset, str]] = []  # (class __dict__, size, keys, label)
+        self.attributes: dict[str, list[tuple[Any, Any, str]]] = {name: [] for name in _ATTRIBUTE_NAMES}
+        self.instances: list[tuple[Any, frozenset, tuple, tuple, str]] = []
+        self._seen_functions: set[int] = set()
+        self._seen_classes: set[int] = set()
+        self._frozen: tuple | None = None
+        self._labelled: tuple | None = None
+
+    # -- what is recorded
+
+    def module(self, name: str, module: types.ModuleType) -> None:
+        self.typed.append((module, type(module), f"the module {name}"))
+        self.entries.append((sys.modules, name, module, f"sys.modules[{name!r}]"))
+        self.namespace(vars(module), name, _UNWATCHED.get(name, ()))
+
+    def namespace(self, mapping: Any, label: str, skip: tuple[str, ...] = ()) -> None:
+        for key, value in list(mapping.items()):
+            if not _is_behaviour(value) or key in skip:
+                continue
+            self.entries.append((mapping, key, value, f"{label}.{key}"))
+            self.behaviour(value, f"{label}.{key}")
+            if isinstance(value, type) and _watched(getattr(value, "__module__", "") or ""):
+                self.cls(value)
+
+    def cls(self, cls: type) -> None:
+        """A watched class and its bases: an attribute added to a base reaches every instance."""
+        for klass in _MRO(cls):
+            if id(klass) in self._seen_classes or klass.__flags__ & _IMMUTABLE_TYPE:
+                continue
+            self._seen_classes.add(id(klass))
+            label = f"{getattr(klass, '__module__', '?')}.{getattr(klass, '__qualname__', klass.__name__)}"
+            if "__slotnames__" not in klass.__dict__:  # copy/pickle cache it on first use: cache it now
+                try:
+                    copyreg._slotnames(klass)
+                except Exception:  # noqa: BLE001 - a class that cannot say: it is left as it is
+                    pass
+            proxy = klass.__dict__
+            self.classes.append((proxy, len(proxy), frozenset(proxy), label))
+            self.attributes["__mro__"].append((klass, _MRO(klass), label))
+            self.namespace(proxy, label)
+
+    def behaviour(self, value: Any, label: str) -> None:
+        """The functions behind `value`, whatever wraps them (a method, a property, a cache...)."""
+        kind = type(value)
+        if kind is types.FunctionType:
+            self.function(value, label)
+        elif kind in (staticmethod, classmethod, types.MethodType):
+            self.behaviour(value.__func__, label)
+        elif kind is property:
+            for accessor in (value.fget, value.fset, value.fdel):
+                if accessor is not None:
+                    self.behaviour(accessor, label)
+        elif kind is functools.partial:  # __setstate__ can rebind all three in place
+            for name in ("func", "args", "keywords"):
+                self.attributes[name].append((value, getattr(value, name), label))
+            self.items(value.keywords, label, "bound argument")
+            self.behaviour(value.func, label)
+        elif kind is _LRU_CACHE_WRAPPER:  # the cached function is `__wrapped__`; its code can be swapped
+            self.behaviour(vars(value).get("__wrapped__"), label)
+
+    def function(self, function: types.FunctionType, label: str) -> None:
+        if id(function) in self._seen_functions:
+            return
+        self._seen_functions.add(id(function))
+        for name in ("__code__", "__defaults__", "__kwdefaults__"):
+            self.attributes[name].append((function, getattr(function, name), label))
+        if function.__kwdefaults__:
+            self.items(function.__kwdefaults__, label, "keyword default")
+        for cell in function.__closure__ or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # not filled yet
+                continue
+            if _is_behaviour(contents):  # a decorator's wrapped function, a captured helper
+                self.attributes["cell_contents"].append((cell, contents, label))
+                self.behaviour(contents, label)
+
+    def items(self, mapping: dict, label: str, what: str) -> None:
+        """Every item of a small dict that can be edited in place rather than replaced."""
+        for key, value in mapping.items():
+            self.entries.append((mapping, key, value, f"the {what} {key} of {label}"))
+
+    def instance(self, obj: Any, label: str, pinned: Iterable[str] = (), forbidden: Iterable[str] = ()) -> None:
+        """A live object of the grader: its class, no attribute shadowing a method (or named in
+        `forbidden`), the attributes named in `pinned` kept."""
+        cls = type(obj)
+        self.typed.append((obj, cls, f"the {label}"))
+        self.cls(cls)
+        if isinstance(obj, types.ModuleType):  # its namespace: the dict itself is what is kept
+            self.attributes["__dict__"].append((obj, vars(obj), f"the {label}"))
+            return
+        attributes = object.__getattribute__(obj, "__dict__")
+        methods, pinned = _methods(cls), set(pinned)
+        kept = [name for name in attributes if name in methods or name in pinned]
+        self.instances.append((obj, frozenset((methods | set(forbidden)) - set(attributes)), tuple(kept),
+                               tuple(attributes[name] for name in kept), label))
+
+    def entry(self, mapping: Any, key: str, label: str) -> None:
+        self.entries.append((mapping, key, mapping[key], label))
+
+    # -- the immutable form
+
+    def freeze(self) -> tuple:
+        """Plain tuples only: nothing a submission can rebind or clear, nothing it can free.
+        Made once: the child reuses the fork server's."""
+        if self._frozen is None:
+            self._frozen = self._freeze()
+        return self._frozen
+
+    def labelled(self) -> tuple:
+        """The same records with their labels, as tuples, for `describe` (made once too)."""
+        if self._labelled is None:
+            self._labelled = (tuple(self.typed), tuple(self.classes), tuple(self.entries),
+                              tuple((name, tuple(group)) for name, group in self.attributes.items() if group),
+                              tuple(self.instances))
+        return self._labelled
+
+    def _freeze(self) -> tuple:
+        typed = tuple(self.typed)
+        entries = tuple(self.entries)
+        attributes = tuple((_MRO if name == "__mro__" else operator.attrgetter(name),
+                            tuple(o for o, _, _ in group), tuple(v for _, v, _ in group))
+                           for name, group in self.attributes.items() if group)
+        return (
+            tuple(o for o, _, _ in typed), tuple(t for _, t, _ in typed),
+            tuple(m for m, _, _, _ in entries), tuple(k for _, k, _, _ in entries),
+            tuple(v for _, _, v, _ in entries),
+            tuple(p for p, _, _, _ in self.classes), tuple(n for _, n, _, _ in self.classes),
+            attributes,
+            tuple((o, f, n, v) for o, f, n, v, _ in self.instances),
+        )
+
+
+# What `unchanged` calls, taken now: a submission rebinding builtins.all or operator.is_ later
+# changes nothing here.
+_TOOLS = (sys.gettrace, sys.getprofile, all, map, operator.is_, operator.eq, operator.getitem, type, len,
+          itertools.repeat, object.__getattribute__, frozenset.isdisjoint, str, dict)
+
+
+def unchanged(state: tuple) -> bool:
+    """True when nothing recorded was replaced.
+
+    Reads nothing but its argument, and calls only what `state` carries: builtins and C
+    functions that run no code of the objects they look at (dict lookups on exact dicts
+    with exact-str keys, `type()`, the class's own `__mro__` and `__dict__` slots).
+    Anything raised — a deleted key, an emptied cell — counts as a change.
     """
-
-    def __init__(self, mapping, keys: list[str], values: list[Any]):
-        self.mapping = mapping
-        self.get = operator.itemgetter(*keys)
-        self.single = len(keys) == 1
-        self.ids = [id(v) for v in values]
-        with_code = [i for i, v in enumerate(values) if getattr(v, "__code__", None) is not None]
-        self.get_functions = operator.itemgetter(*with_code) if with_code else None
-        self.single_function = len(with_code) == 1
-        self.code_ids = [id(values[i].__code__) for i in with_code]
-
-    def unchanged(self) -> bool:
-        try:
-            values = self.get(self.mapping)
-        except KeyError:  # deleted
+    ((gettrace, getprofile, all_, map_, is_, eq, getitem, type_, len_, repeat, generic_getattr, isdisjoint,
+      str_, dict_), chunks) = state
+    try:
+        if gettrace() is not None or getprofile() is not None:
             return False
-        if self.single:
-            values = (values,)
-        if list(map(id, values)) != self.ids:
-            return False
-        if self.get_functions is None:
-            return True
-        functions = self.get_functions(values)  # the baseline's own objects: ids matched
-        if self.single_function:
-            functions = (functions,)
-        return list(map(id, map(_CODE, functions))) == self.code_ids
-
-
-_CODE = operator.attrgetter("__code__")
+        # The fork server's records, then the child's (see `watching`). In each, classes come
+        # first: what follows reads attributes, and a class swapped under an object could
+        # answer those reads with code of its own.
+        for (typed, types_, mappings, keys, values, proxies, sizes, attributes, instances) in chunks:
+            if not all_(map_(is_, map_(type_, typed), types_)) or not all_(map_(eq, map_(len_, proxies), sizes)):
+                return False
+            if not all_(map_(is_, map_(getitem, mappings, keys), values)):
+                return False
+            for getter, objects, expected in attributes:
+                if not all_(map_(is_, map_(getter, objects), expected)):
+                    return False
+            for instance, forbidden, pinned_names, pinned in instances:
+                attributes_of = generic_getattr(instance, "__dict__")
+                if type_(attributes_of) is not dict_ or not all_(map_(is_, map_(type_, attributes_of),
+                                                                      repeat(str_))):
+                    return False
+                if not isdisjoint(forbidden, attributes_of):
+                    return False
+                if not all_(map_(is_, map_(getitem, repeat(attributes_of), pinned_names), pinned)):
+                    return False
+        return True
+    except:  # noqa: E722 - a bare except: even the name of an exception class is looked up at run time
+        return False
 
 
 class Baseline:
     """Identities of the grader's and the checks' building blocks, taken before any submission."""
 
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], tuple[int, int | None]] = {}
-        self.keep_alive: list[Any] = []  # ids are only meaningful while the objects live
-        self.modules: dict[str, int] = {}
-        self._namespaces: list[_Namespace] = []
-        seen: set[int] = set()
-        for name, module in sorted(sys.modules.items()):
-            if module is None or not _watched(name):
-                continue
-            self.modules[name] = id(module)
-            self.keep_alive.append(module)
-            namespace = dict(vars(module))
-            self.keep_alive.extend(namespace.values())
-            _entries_of(namespace, name, self.entries, seen, self._namespaces, vars(module))
-        self._module_names = list(self.modules)
-        self._module_ids = list(self.modules.values())
-        self._shell_methods: dict[type, set[str]] = {}
+    def __init__(self, _chunks: tuple[_Records, ...] | None = None) -> None:
+        if _chunks is None:
+            records = _Records()
+            for name, module in sorted(sys.modules.items()):
+                if isinstance(module, types.ModuleType) and _watched(name):
+                    records.module(name, module)
+            _chunks = (records,)
+        self._chunks = _chunks
+        self.state = (_TOOLS, tuple(records.freeze() for records in _chunks))
+        self._labelled = tuple(records.labelled() for records in _chunks)
+        self.size = sum(len(records.entries) for records in _chunks)
 
-    def unchanged(self, shell: Any = None) -> bool:
-        """Fast path of `changes()`: True when nothing watched was replaced (~1 ms)."""
-        if sys.gettrace() is not None or sys.getprofile() is not None:
-            return False
-        modules = sys.modules
-        if list(map(id, map(modules.get, self._module_names))) != self._module_ids:
-            return False
-        for namespace in self._namespaces:
-            if not namespace.unchanged():
-                return False
-        return shell is None or not self._shell_overrides(shell)
+    def watching(self, *, instances: Iterable[tuple] = (), entries: Iterable[tuple[Any, str, str]] = ()) -> "Baseline":
+        """A baseline that also watches the grader's live objects, made in the child before any
+        submission code runs: `instances` are (object, label[, attributes to keep[, attribute
+        names that must not appear]]), `entries` (mapping, key, label) whose value is kept.
+        The fork server's records are shared, not copied: only the new ones are frozen here."""
+        base = self._chunks[0]
+        records = _Records()
+        records._seen_functions, records._seen_classes = set(base._seen_functions), set(base._seen_classes)
+        for obj, label, *rest in instances:
+            records.instance(obj, label, *rest)
+        for mapping, key, label in entries:
+            records.entry(mapping, key, label)
+        return Baseline((*self._chunks, records))
 
-    def _shell_overrides(self, shell: Any) -> list[str]:
-        """Methods shadowed on the shell instance (get_ipython().run_cell = ...)."""
-        cls = type(shell)
-        methods = self._shell_methods.get(cls)
-        if methods is None:
-            methods = self._shell_methods[cls] = {
-                name for name in dir(cls) if isinstance(getattr(cls, name, None), types.FunctionType)}
-        return [f"the shell's {key} was overridden" for key, value in vars(shell).items()
-                if key in methods and callable(value)]
+    def unchanged(self) -> bool:
+        return unchanged(self.state)
 
-    def changes(self, shell: Any = None, limit: int = 5) -> list[str]:
-        """What was replaced since the baseline (empty when nothing was)."""
-        if self.unchanged(shell):
+    def guard(self) -> tuple:
+        """What the runner checks with, as one tuple taken before any submission code runs:
+        the check and its code (compared before each call), the state, and what names the
+        changes once the check failed (bound to this baseline's records now; it is trusted
+        for the message only, never for the verdict)."""
+        return (unchanged, unchanged.__code__, self.state, functools.partial(describe, self._labelled))
+
+    def changes(self, limit: int = 5) -> list[str]:
+        """What was replaced since the baseline, named (empty when nothing was)."""
+        if unchanged(self.state):
             return []
-        found: list[str] = []
-        if sys.gettrace() is not None:
-            found.append("a trace function is installed (sys.settrace)")
-        if sys.getprofile() is not None:
-            found.append("a profile function is installed (sys.setprofile)")
-        for name, ident in self.modules.items():
-            if id(sys.modules.get(name)) != ident:
-                found.append(f"the module {name} was replaced in sys.modules")
-        if len(found) >= limit:
-            return found[:limit]
-        current: dict[tuple[str, str], tuple[int, int | None]] = {}
-        seen: set[int] = set()
-        for name in self.modules:
-            module = sys.modules.get(name)
-            if isinstance(module, types.ModuleType):
-                _entries_of(dict(vars(module)), name, current, seen)
-        for key, (ident, code) in self.entries.items():
-            now = current.get(key)
-            if now is None:
-                found.append(f"{key[0]}.{key[1]} was deleted")
-            elif now[0] != ident:
-                found.append(f"{key[0]}.{key[1]} was replaced")
-            elif now[1] != code:
-                found.append(f"the code of {key[0]}.{key[1]} was replaced")
-            if len(found) >= limit:
-                break
-        if shell is not None and len(found) < limit:
-            found += self._shell_overrides(shell)
-        return found[:limit]
+        return describe(self._labelled, limit)
+
+    def _find(self) -> list[str]:
+        return _find(self._labelled)
+
+
+def describe(chunks: tuple[tuple, ...], limit: int = 5) -> list[str]:
+    """The changes `unchanged` saw, named, and never empty: it is only asked once something was."""
+    try:
+        found = _find(chunks)
+    except Exception:  # noqa: BLE001 - a grader state too broken to describe is still a change
+        found = []
+    return found[:limit] or ["the grader's state was changed"]
+
+
+def _find(chunks: tuple[tuple, ...]) -> list[str]:
+    """Every record compared one by one (the slow path: it may use anything)."""
+    found: list[str] = []
+    if sys.gettrace() is not None:
+        found.append("a trace function is installed (sys.settrace)")
+    if sys.getprofile() is not None:
+        found.append("a profile function is installed (sys.setprofile)")
+    for labelled in chunks:
+        found += _describe_records(*labelled)
+    return found
+
+
+def _describe_records(typed: tuple, classes: tuple, entries: tuple, attributes: tuple, instances: tuple) -> list[str]:
+    found: list[str] = []
+    for obj, cls, label in typed:
+        if type(obj) is not cls:
+            found.append(f"{label} was given another class")
+    for proxy, _, keys, label in classes:
+        found += [f"{label}.{key} was added" for key in sorted(set(proxy) - keys, key=str)]
+    for mapping, key, value, label in entries:
+        now = mapping.get(key, _MISSING) if isinstance(mapping, (dict, types.MappingProxyType)) else _MISSING
+        if mapping is sys.modules:
+            if now is not value:
+                found.append(f"the module {key} was replaced in sys.modules")
+        elif now is _MISSING:
+            found.append(f"{label} was deleted")
+        elif now is not value:
+            found.append(f"{label} was replaced")
+    for name, group in attributes:
+        read = _MRO if name == "__mro__" else operator.attrgetter(name)
+        for obj, value, label in group:
+            try:
+                now = read(obj)
+            except Exception:  # noqa: BLE001
+                now = _MISSING
+            if now is not value:
+                found.append(_WHAT_CHANGED[name].format(label))
+    for obj, forbidden, pinned_names, pinned, label in instances:
+        try:
+            attributes = object.__getattribute__(obj, "__dict__")
+        except Exception:  # noqa: BLE001
+            found.append(f"the {label}'s attributes cannot be read")
+            continue
+        if type(attributes) is not dict or not all(type(key) is str for key in list(attributes)):
+            found.append(f"the {label} was given an attribute that is not a name")
+            continue
+        found += [f"the {label}'s {key} was overridden" for key in attributes if key in forbidden]
+        found += [f"the {label}'s {key} was replaced" for key, value in zip(pinned_names, pinned)
+                  if attributes.get(key, _MISSING) is not value]
+    return found
 
 
 BASELINE: Baseline | None = None

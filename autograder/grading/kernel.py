@@ -15,7 +15,11 @@ Safety properties this module provides (the sandbox provides the rest):
   cut beyond it (a 50 MB print cannot fill the grader's memory or the feedback);
 * each cell has a deadline (SIGALRM raises `CellTimeout`, a BaseException, so a
   bare `except Exception:` cannot swallow it); the parent also kills the process
-  if a cell overruns, in case the signal is blocked or ignored.
+  if a cell overruns, in case the signal is blocked or ignored;
+* a test cell (`graded`) is checked against the integrity baseline before and
+  after it runs (see integrity.py), with a check the grader took, and whose code
+  it verifies, before any submission code ran: no attribute a cell can reach
+  switches it off.
 """
 
 from __future__ import annotations
@@ -52,11 +56,18 @@ class OutputBudget:
 
 
 class CellOutputs:
-    """The outputs of the cell being run, in nbformat form."""
+    """The outputs of the cell being run, in nbformat form.
+
+    One object for the runner's whole life, emptied before each cell (`reset`): the
+    grader checks it is still the one outputs are written to."""
 
     def __init__(self, budget: OutputBudget):
         self.budget = budget
         self.items: list[dict[str, Any]] = []
+        self.cut_noted = False
+
+    def reset(self) -> None:
+        self.items.clear()
         self.cut_noted = False
 
     def stream(self, name: str, text: str) -> None:
@@ -132,10 +143,11 @@ from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 # Module-level classes (not made inside a function) so that the integrity baseline,
 # taken in the fork server, covers them: replacing one of their methods is tampering.
+# `runner` exists (as None) before the baseline: a watched class must not grow later.
 
 
 class Publisher(DisplayPublisher):
-    runner: "CellRunner"
+    runner: "CellRunner" = None
 
     def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
         self.runner.current.display(data, metadata)
@@ -145,7 +157,7 @@ class Publisher(DisplayPublisher):
 
 
 class Hook(DisplayHook):
-    runner: "CellRunner"
+    runner: "CellRunner" = None
 
     def write_output_prompt(self):
         pass
@@ -161,7 +173,7 @@ class Hook(DisplayHook):
 
 
 class Shell(InteractiveShell):
-    runner: "CellRunner"
+    runner: "CellRunner" = None
 
     def _showtraceback(self, etype, evalue, stb):
         name = getattr(etype, "__name__", str(etype))
@@ -181,6 +193,12 @@ def _make_shell(runner: "CellRunner") -> Shell:
     return shell
 
 
+# What a cell runs through on the shell: replacing one (get_ipython().compile = ...) is tampering.
+_SHELL_PINNED = ("compile", "events", "display_pub", "displayhook", "trio_runner", "custom_exceptions", "CustomTB",
+                 "InteractiveTB", "SyntaxTB", "user_module", "_trait_values")
+_SHELL_TRAITS = ("loop_runner", "display_trap", "builtin_trap")
+
+
 class CellRunner:
     """Runs cells in one shell; call `run(source)` per cell, in notebook order."""
 
@@ -193,6 +211,26 @@ class CellRunner:
         sys.stdout = _Stream(self, "stdout")
         sys.stderr = _Stream(self, "stderr")
         signal.signal(signal.SIGALRM, self._on_alarm)
+
+    def guarded(self, baseline) -> tuple:
+        """What `run` checks a test cell with: the baseline, extended to this runner's live
+        objects. Call it before any submission code runs, and pass the tuple to every `run`."""
+        shell = self.shell
+        for name in _SHELL_TRAITS:
+            getattr(shell, name)  # a trait's value is stored on first read: store it now, so it is kept
+        return baseline.watching(
+            instances=[
+                (self, "runner", ("shell", "budget", "current")),
+                (self.current, "runner's outputs", ("items", "budget")),
+                (shell, "shell", _SHELL_PINNED, ("runner",)),
+                (shell.display_pub, "display publisher", (), ("runner",)),
+                (shell.displayhook, "display hook", (), ("runner",)),
+                (shell.compile, "shell's compiler"),
+                (shell.user_module, "notebook's namespace"),
+            ],
+            entries=[(Shell.__dict__, "runner", "Shell.runner"), (Publisher.__dict__, "runner", "Publisher.runner"),
+                     (Hook.__dict__, "runner", "Hook.runner"),
+                     *[(shell._trait_values, name, f"the shell's {name}") for name in _SHELL_TRAITS]]).guard()
 
     def _forget_sources(self) -> None:
         """No history of inputs: a later cell must not be able to print this one's source
@@ -215,52 +253,69 @@ class CellRunner:
     def _on_alarm(self, signum, frame):
         raise CellTimeout(f"this cell ran longer than {self.cell_timeout:g} s")
 
-    def _tampering(self) -> list[str]:
-        from autograder.grading import integrity
+    def run(self, source: str, graded: bool = False, guard: tuple | None = None) -> dict[str, Any]:
+        """Run one cell; a test cell (`graded`) is checked with `guard` before and after.
 
-        return integrity.BASELINE.changes(self.shell) if integrity.BASELINE is not None else []
-
-    def _refuse(self, changes: list[str], when: str) -> dict[str, Any]:
-        detail = "; ".join(changes)
-        self.current.error("Tampering", f"the submission changed the grader {when}: {detail}. "
-                           "This test and every later one score zero.", [f"Tampering: {detail}"])
-        return {"execution_count": self.execution_count, "outputs": self.current.items, "status": "tampered"}
-
-    def run(self, source: str, graded: bool = False) -> dict[str, Any]:
+        The grader calls this as `CellRunner.run(runner, ...)`, with what it needs in its
+        arguments, and compares this function's code before each call; this function
+        compares the integrity check's code before each call of it. So rebinding a module
+        global, a class attribute or an attribute of the runner switches no check off.
+        """
+        if graded and guard is None:
+            raise ValueError("a test cell is checked for tampering: pass the guard from CellRunner.guarded()")
         self.execution_count += 1
-        self.current = CellOutputs(self.budget)
-        self.shell.execution_count = self.execution_count
+        count = self.execution_count
+        shell = self.shell
+        shell.execution_count = count  # a trait: observers a cell registered run now, before the check
         if graded:
-            changes = self._tampering()
-            if changes:
-                return self._refuse(changes, "before this test ran")
-            names_before = set(self.shell.user_ns)
+            unchanged, unchanged_code, state, describe = guard
+
+            def check() -> bool:  # made anew each call, from run's own code
+                try:
+                    return unchanged.__code__ is unchanged_code and unchanged(state) is True
+                except:  # noqa: E722 - no name is looked up to catch it
+                    return False
+
+            def refused(when: str) -> dict[str, Any]:
+                try:
+                    detail = "; ".join(describe()) or "the grader's state was changed"
+                except:  # noqa: E722 - the description is a courtesy; the refusal stands
+                    detail = "the grader's state was changed"
+                return {"execution_count": count, "status": "tampered", "outputs": [
+                    {"output_type": "error", "ename": "Tampering",
+                     "evalue": f"the submission changed the grader {when}: {detail}. "
+                               "This test and every later one score zero.",
+                     "traceback": [f"Tampering: {detail}"]}]}
+
+            if not check():
+                return refused("before this test ran")
+            names_before = set(shell.user_ns)
+        current = self.current
+        current.reset()
         timed_out = False
         signal.setitimer(signal.ITIMER_REAL, self.cell_timeout)
         try:
-            result = self.shell.run_cell(source, store_history=False, silent=False)
+            result = shell.run_cell(source, store_history=False, silent=False)
             error = result.error_before_exec or result.error_in_exec
         except CellTimeout as exc:  # raised outside IPython's own handler
             timed_out = True
             error = exc
-            self.current.error("CellTimeout", str(exc), [f"CellTimeout: {exc}"])
+            current.error("CellTimeout", str(exc), [f"CellTimeout: {exc}"])
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
         if isinstance(error, CellTimeout):
             timed_out = True
         self._forget_sources()
         if graded:
-            changes = self._tampering()
-            if changes:
-                self.current.items.clear()
-                return self._refuse(changes, "while this test ran")
+            if not check():
+                return refused("while this test ran")
             # Hidden tests' private helpers (`_g01_...`) must not outlive their cell:
             # a later cell could otherwise disassemble them and print the test.
-            for name in set(self.shell.user_ns) - names_before:
+            for name in set(shell.user_ns) - names_before:
                 if name.startswith("_"):
-                    self.shell.user_ns.pop(name, None)
+                    shell.user_ns.pop(name, None)
         return {
-            "execution_count": self.execution_count,
-            "outputs": self.current.items,
+            "execution_count": count,
+            "outputs": list(current.items),
             "status": "timeout" if timed_out else ("error" if error is not None else "ok"),
         }

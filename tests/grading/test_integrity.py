@@ -1,10 +1,13 @@
-"""The integrity baseline: what a submission replaces in the grader's process is caught and named.
+"""The integrity baseline: what a submission replaces in the grader's process is caught and named,
+and the check itself cannot be switched off, fooled by a reused address, or bypassed by the runner.
 
 Every tampering below is undone before the test ends (monkeypatch, or a cleanup in `finally`).
 """
 
 import atexit
 import builtins
+import dis
+import operator
 import sys
 import types
 
@@ -17,8 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from traitlets.config import Config
 
 import autograder.checks  # noqa: F401
+import autograder.checks.streaming as streaming
+import autograder.grading.kernel as kernel
 import autograder.teaching as teaching
+from autograder.checks.probe import Call
 from autograder.checks.verdict import Verdict
+from autograder.grading import integrity
 from autograder.grading.integrity import Baseline
 
 
@@ -37,20 +44,15 @@ def shell(tmp_path, monkeypatch):
 
 @pytest.fixture
 def baseline(shell):
-    """Taken after the shell exists, as the grader's fork server does."""
+    """Taken after the shell exists, as the grader's fork server and child do."""
     if sys.gettrace() is not None or sys.getprofile() is not None:
         pytest.skip("a tracer (coverage, a debugger) is installed: every check would report it")
-    return Baseline()
+    return Baseline().watching(instances=[(shell, "shell")])
 
 
-def slow_path(baseline, shell):
-    """`changes()` without its fast-path shortcut: every entry compared one by one."""
-    stub = pytest.MonkeyPatch()
-    stub.setattr(baseline, "unchanged", lambda shell=None: False)
-    try:
-        return baseline.changes(shell)
-    finally:
-        stub.undo()
+def slow_path(baseline):
+    """What the describer finds, comparing every record one by one (no fast-path shortcut)."""
+    return baseline._find()
 
 
 # Each tampering applies itself (undone by monkeypatch, or by the cleanup it returns) and names
@@ -115,11 +117,74 @@ def override_a_method_on_the_shell_instance(monkeypatch, shell):
     return "the shell's run_cell was overridden", lambda: delattr(shell, "run_cell")
 
 
+def replace_the_code_of_a_classmethod(monkeypatch, shell):
+    # The classmethod wrapper has no __code__ of its own: the function inside it does.
+    monkeypatch.setattr(Call.post.__func__, "__code__", (lambda cls, *args, **kwargs: None).__code__)
+    return "the code of autograder.checks.probe.Call.post was replaced"
+
+
+def replace_a_cached_function(monkeypatch, shell):
+    # urlsplit is an lru_cache wrapper, not a function: it is watched all the same.
+    monkeypatch.setattr(streaming, "urlsplit", lambda *args, **kwargs: None)
+    return "autograder.checks.streaming.urlsplit was replaced"
+
+
+def replace_the_code_behind_a_cache(monkeypatch, shell):
+    monkeypatch.setattr(streaming.urlsplit.__wrapped__, "__code__",
+                        (lambda url, scheme="", allow_fragments=True: None).__code__)
+    return "the code of autograder.checks.streaming.urlsplit was replaced"
+
+
+def edit_a_keyword_default_in_place(monkeypatch, shell):
+    monkeypatch.setitem(teaching.bar_chart.__kwdefaults__, "ylabel", "something else")
+    return "the keyword default ylabel of autograder.teaching.bar_chart was replaced"
+
+
+def swap_the_function_inside_a_closure(monkeypatch, shell):
+    # @contextmanager keeps the generator function in a closure cell of its wrapper.
+    cell = teaching.expect_failure.__closure__[0]
+    original = cell.cell_contents
+    cell.cell_contents = lambda *args, **kwargs: iter([None])
+    return ("a function autograder.teaching.expect_failure calls through its closure was replaced",
+            lambda: setattr(cell, "cell_contents", original))
+
+
+def add_a_special_method_to_a_check_class(monkeypatch, shell):
+    monkeypatch.setattr(Verdict, "__getattr__", lambda self, name: None, raising=False)
+    return "autograder.checks.verdict.Verdict.__getattr__ was added"
+
+
+def give_a_module_another_class(monkeypatch, shell):
+    class Lenient(types.ModuleType):
+        def __getattribute__(self, name):
+            return object.__getattribute__(self, name)
+
+    original = type(teaching)
+    teaching.__class__ = Lenient
+    return ("the module autograder.teaching was given another class",
+            lambda: setattr(teaching, "__class__", original))
+
+
+def change_the_bases_of_a_class(monkeypatch, shell):
+    original = kernel.Shell.__bases__
+    kernel.Shell.__bases__ = (InteractiveShell,)  # the same base: still a new MRO, and the check sees it
+    return ("the base classes of autograder.grading.kernel.Shell were changed",
+            lambda: setattr(kernel.Shell, "__bases__", original))
+
+
+def replace_a_builtin(monkeypatch, shell):
+    monkeypatch.setattr(builtins, "all", lambda iterable: True)
+    return "builtins.all was replaced"
+
+
 TAMPERING = [
     replace_a_module_function, replace_only_a_functions_code, delete_a_watched_function,
     replace_a_method_of_a_check_class, replace_a_method_of_a_library_class, replace_a_module_in_sys_modules,
     install_a_trace_function, replace_with_an_object_equal_to_the_original,
-    override_a_method_on_the_shell_instance,
+    override_a_method_on_the_shell_instance, replace_the_code_of_a_classmethod, replace_a_cached_function,
+    replace_the_code_behind_a_cache, edit_a_keyword_default_in_place, swap_the_function_inside_a_closure,
+    add_a_special_method_to_a_check_class, give_a_module_another_class, change_the_bases_of_a_class,
+    replace_a_builtin,
 ]
 
 
@@ -130,23 +195,22 @@ def tamper(case, monkeypatch, shell):
 
 
 def test_an_untouched_process_is_unchanged(baseline, shell):
-    assert baseline.unchanged(shell) and baseline.unchanged()
-    assert baseline.changes(shell) == []
-    assert slow_path(baseline, shell) == []
+    assert baseline.unchanged()
+    assert baseline.changes() == []
+    assert slow_path(baseline) == []
 
 
 def test_a_new_attribute_on_a_watched_module_is_allowed(baseline, shell, monkeypatch):
     monkeypatch.setattr(teaching, "a_lazily_imported_helper", lambda: None, raising=False)
-    monkeypatch.setattr(Verdict, "a_new_method", lambda self: None, raising=False)
-    assert baseline.unchanged(shell)
-    assert slow_path(baseline, shell) == []
+    assert baseline.unchanged()
+    assert slow_path(baseline) == []
 
 
 @pytest.mark.parametrize("case", TAMPERING, ids=lambda case: case.__name__.replace("_", " "))
 def test_tampering_is_caught_and_named(case, baseline, shell, monkeypatch):
     expected, cleanup = tamper(case, monkeypatch, shell)
     try:
-        unchanged, found = baseline.unchanged(shell), baseline.changes(shell)
+        unchanged, found = baseline.unchanged(), baseline.changes(limit=50)
     finally:
         cleanup()
     assert not unchanged
@@ -158,8 +222,100 @@ def test_tampering_is_caught_and_named(case, baseline, shell, monkeypatch):
 def test_the_fast_path_is_false_exactly_when_the_slow_path_finds_something(case, baseline, shell, monkeypatch):
     cleanup = tamper(case, monkeypatch, shell)[1] if case is not None else (lambda: None)
     try:
-        fast, slow = baseline.unchanged(shell), slow_path(baseline, shell)
+        fast, slow = baseline.unchanged(), slow_path(baseline)
     finally:
         cleanup()
     assert fast == (slow == [])
     assert fast == (case is None)
+
+
+# --- a freed object's address cannot be handed to a fake
+
+def test_replaced_code_is_kept_alive_so_a_fake_cannot_take_its_address(baseline, shell, monkeypatch):
+    """Swap require_that's code, then make code objects until one lands where the original was
+    (with only ids recorded, the original was freed and this succeeded within a few tries)."""
+    function = teaching.require_that
+    original_address = id(function.__code__)
+    fake = (lambda condition, message: None).__code__
+    monkeypatch.setattr(function, "__code__", fake)
+    landed = None
+    for _ in range(5000):
+        candidate = fake.replace()
+        if id(candidate) == original_address:
+            landed = candidate
+            break
+        del candidate
+    assert landed is None, "the original code object was freed and its address reused"
+    assert not baseline.unchanged()
+    assert "the code of autograder.teaching.require_that was replaced" in baseline.changes()
+
+
+def test_a_replaced_class_attribute_is_kept_alive_so_a_fake_cannot_take_its_address(baseline, shell, monkeypatch):
+    original_address = id(vars(AsyncSession)["commit"])
+    monkeypatch.setattr(AsyncSession, "commit", None)
+    for _ in range(5000):
+        async def commit(self):
+            return None
+        if id(commit) == original_address:
+            break
+        del commit
+    else:
+        commit = None
+    assert commit is None, "the original method was freed and its address reused"
+    assert not baseline.unchanged()
+
+
+# --- the check cannot be switched off
+
+def test_the_state_is_tuples_all_the_way_down(baseline):
+    """Nothing in the check's own state can be cleared, appended to or rebound."""
+    tools, chunks = baseline.state
+    assert type(baseline.state) is tuple and type(tools) is tuple and type(chunks) is tuple
+    for chunk in chunks:
+        assert type(chunk) is tuple and all(type(part) is tuple for part in chunk)
+        *flat, attributes, instances = chunk
+        for getter, objects, expected in attributes:
+            assert type(objects) is tuple and type(expected) is tuple
+        for _, forbidden, names, values in instances:
+            assert type(forbidden) is frozenset and type(names) is tuple and type(values) is tuple
+
+
+def test_the_check_reads_no_global_name():
+    """Not even a builtin: rebinding builtins.all or a module global changes nothing it computes."""
+    loads = [i.argval for i in dis.get_instructions(integrity.unchanged) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    assert loads == []
+
+
+def test_switching_the_check_off_from_a_cell_changes_nothing(baseline, shell, monkeypatch):
+    """The grader takes the check, its code and the state before any submission code runs.
+    Every switch a cell could find in the installed package is then thrown, and a check
+    library patched: the check still sees it."""
+    check, code, state, describe = baseline.guard()
+    monkeypatch.setattr(integrity, "BASELINE", None)
+    monkeypatch.setattr(integrity, "unchanged", lambda *args, **kwargs: True)
+    monkeypatch.setattr(Baseline, "unchanged", lambda self: True)
+    monkeypatch.setattr(baseline, "unchanged", lambda: True, raising=False)
+    monkeypatch.setattr(baseline, "state", (), raising=False)
+    monkeypatch.setattr(baseline, "_chunks", (), raising=False)
+    monkeypatch.setattr(operator, "is_", lambda a, b: True)
+    monkeypatch.setattr(Verdict, "require", lambda self: self)
+    with monkeypatch.context() as patched:  # the last one: pytest itself uses these builtins
+        patched.setattr(builtins, "all", lambda iterable: True)
+        patched.setattr(builtins, "map", lambda function, *iterables: [])
+        still_caught = check.__code__ is code and check(state) is False
+    assert still_caught
+    assert "autograder.checks.verdict.Verdict.require was replaced" in describe()
+
+
+def test_rewriting_the_check_s_code_is_seen_before_it_is_called(baseline, monkeypatch):
+    check, code, *_ = baseline.guard()
+    monkeypatch.setattr(integrity.unchanged, "__code__", (lambda *args, **kwargs: True).__code__)
+    assert check.__code__ is not code  # what the runner compares before every call
+
+
+def test_the_state_cannot_be_edited_in_place(baseline):
+    tools, chunks = baseline.state
+    with pytest.raises(TypeError):
+        chunks[0][2][0] = None  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        chunks[0][2].clear()  # type: ignore[attr-defined]

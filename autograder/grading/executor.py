@@ -111,11 +111,16 @@ def _send(conn, message: dict[str, Any]) -> None:
 def _child_main(conn, job: JobSpec) -> None:
     """Runs in the forked child. Never returns: the process exits here.
 
-    The runner's `run` and the integrity check (`guard`) are taken into this frame's
-    local variables before any submission code runs, and `run`'s code is compared
-    before each call: a cell that rebinds `CellRunner.run`, `runner.run` or the
-    integrity module's globals changes nothing called here.
+    Once the first cell has run, submission code can have changed anything a Python
+    name leads to: module globals (this module's `json`, `_send`), classes
+    (`multiprocessing.connection.Connection.send_bytes`), builtins. So everything the
+    loop below uses is taken into this frame's local variables before that, and is
+    either a builtin or C function (os.read/os.write on the pipe, the C JSON scanner
+    and encoder), or a Python function whose code object is compared before each call
+    (`CellRunner.run`, which checks the integrity check's code the same way). A reply
+    is framed as multiprocessing's Connection frames it: 4-byte big-endian length.
     """
+    exit_now = os._exit
     code = 0
     try:
         os.setsid()  # its own process group: the parent kills all of it at once
@@ -128,33 +133,61 @@ def _child_main(conn, job: JobSpec) -> None:
         guard = runner.guarded(integrity.BASELINE or integrity.Baseline())
         run = CellRunner.run
         run_code = run.__code__
+        fd = conn.fileno()
+        read, write, length, join, from_bytes, view = os.read, os.write, len, b"".join, int.from_bytes, memoryview
+        unencodable, say = (TypeError, ValueError, RecursionError), BaseException.__str__
+        scan = json.decoder.JSONDecoder().scan_once  # the C scanner: no Python code of json's runs
+        encoder = json.encoder.c_make_encoder
+        if encoder is None or not callable(scan) or type(scan).__module__ != "_json":
+            raise RuntimeError("the C JSON codec is needed to answer without trusting Python code")
+        # object.__repr__ for anything that is not JSON: it runs no code of the object's class.
+        encode = encoder(None, object.__repr__, json.encoder.encode_basestring_ascii, None, ": ", ", ",
+                         False, False, True)
         _send(conn, {"ready": True, "on": applied.on, "off": applied.off})
         while True:
-            message = json.loads(conn.recv_bytes())
-            if message.get("done"):
-                _send(conn, {"bye": message.get("nonce")})
-                break
-            if run.__code__ is not run_code:
-                result = {"status": "tampered", "execution_count": None, "outputs": [
+            header = b""
+            while length(header) < 4:
+                chunk = read(fd, 4 - length(header))
+                if not chunk:
+                    exit_now(0)  # the parent is gone
+                header += chunk
+            remaining = from_bytes(header, "big", signed=True)
+            chunks = []
+            while remaining > 0:
+                chunk = read(fd, remaining)
+                if not chunk:
+                    exit_now(0)
+                chunks.append(chunk)
+                remaining -= length(chunk)
+            message = scan(join(chunks).decode(), 0)[0]
+            if message.get("done") is True:
+                reply = {"bye": message.get("nonce")}
+            elif run.__code__ is not run_code:
+                reply = {"status": "tampered", "execution_count": None, "outputs": [
                     {"output_type": "error", "ename": "Tampering", "evalue": "the submission changed the grader's "
                      "runner. This test and every later one score zero.", "traceback": ["Tampering: the runner"]}]}
             else:
-                result = run(runner, message["source"], message.get("graded") is True, guard)
-            result["cell"] = message["cell"]
-            result["nonce"] = message.get("nonce")
+                reply = run(runner, message["source"], message.get("graded") is True, guard)
+            reply["cell"] = message.get("cell")
+            reply["nonce"] = message.get("nonce")
             try:
-                payload = json.dumps(result, default=str)
-            except (TypeError, ValueError) as exc:
-                payload = json.dumps({"cell": message["cell"], "nonce": message.get("nonce"),
-                                      "status": "error", "execution_count": None,
-                                      "outputs": [{"output_type": "error", "ename": "OutputError",
-                                                   "evalue": f"the cell's output could not be recorded: {exc}",
-                                                   "traceback": []}]})
-            conn.send_bytes(payload.encode())
-    except BaseException:  # noqa: BLE001 - the parent reports it from the exit status
+                payload = "".join(encode(reply, 0)).encode()
+            except unencodable as exc:
+                payload = "".join(encode({"cell": message.get("cell"), "nonce": message.get("nonce"),
+                                          "status": "error", "execution_count": None,
+                                          "outputs": [{"output_type": "error", "ename": "OutputError",
+                                                       "evalue": "the cell's output could not be recorded: "
+                                                                 + say(exc),
+                                                       "traceback": []}]}, 0)).encode()
+            data = view(length(payload).to_bytes(4, "big") + payload)
+            while length(data):
+                data = data[write(fd, data):]
+            if "bye" in reply:
+                break
+    except:  # noqa: E722 - the parent reports it from the exit status; no name looked up here
         code = 70
     finally:
-        os._exit(code)
+        exit_now(code)
 
 
 def _error(ename: str, evalue: str) -> dict[str, Any]:

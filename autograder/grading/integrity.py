@@ -3,8 +3,9 @@
 Hidden tests run in the same process as the submission, so a submission can try
 to make a failing test look passed: replace `Verdict.require`, the course's
 checks, IPython's error reporting, the runner, or the libraries the checks read
-the database through (asyncpg, SQLAlchemy, httpx), or install a trace function
-that skips lines. A test cell passes only if it ran to the end without an error, so each of
+the database through (asyncpg, SQLAlchemy, httpx), rebind a name the test uses
+(`require_that = lambda *a, **k: None`), or install a trace function that skips
+lines. A test cell passes only if it ran to the end without an error, so each of
 those would otherwise earn points.
 
 `Baseline` records, once in the fork server before any submission exists, the
@@ -12,8 +13,9 @@ behaviour in those modules and in their classes and bases: each callable, class,
 module and descriptor (an lru_cache or a partial included), each function's code,
 defaults and closure (the function inside a staticmethod, classmethod or property
 included), each class's bases and size. In the child, `watching()` adds the
-grader's own live objects (the runner, the shell and what it runs a cell
-through). Before and after each graded cell the runner asks `unchanged()`;
+grader's own live objects (the runner, the shell and what a test cell runs
+through), and `remember()` notes which names of the notebook are bound to the
+grader's objects. Before and after each graded cell the runner asks `unchanged()`;
 anything replaced means the cell is not trusted: it scores zero, and so does every
 cell after it. New module attributes are allowed (lazy imports add them); new
 class attributes are not (`Verdict.__getattr__ = ...`).
@@ -44,7 +46,8 @@ This raises the bar; it is not a proof. What is still possible, known:
   the check looks a name up there;
 * behaviour reached through data is not recorded: module-level instances
   (`json._default_decoder`), objects made at run time (an engine, a session), modules
-  outside `WATCHED_PREFIXES`, and the notebook's own variables a test relies on.
+  outside `WATCHED_PREFIXES`, and the notebook's own variables a test relies on
+  (`engine`, the learner's classes): rebinding those is the learner's right.
 
 The sandbox keeps such code from reaching the gradebook, other submissions or
 the network, so the worst it can do is lie about its own grade — which is what
@@ -53,6 +56,7 @@ this module makes hard and visible.
 
 from __future__ import annotations
 
+import builtins
 import copyreg
 import functools
 import itertools
@@ -257,26 +261,29 @@ class _Records:
 # What `unchanged` calls, taken now: a submission rebinding builtins.all or operator.is_ later
 # changes nothing here.
 _TOOLS = (sys.gettrace, sys.getprofile, all, map, operator.is_, operator.eq, operator.getitem, type, len,
-          itertools.repeat, object.__getattribute__, frozenset.isdisjoint, str, dict)
+          itertools.repeat, object.__getattribute__, frozenset.isdisjoint, str, dict, callable, id, _MISSING)
 
 
-def unchanged(state: tuple) -> bool:
-    """True when nothing recorded was replaced.
+def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: Any = None,
+              whole: bool = True) -> bool:
+    """True when nothing recorded was replaced (`whole`) and, with `namespace`, no name in
+    `names` rebound: one bound to a grader's object (see `remember`) must still be, and a
+    builtin's name must not be taken by another callable.
 
-    Reads nothing but its argument, and calls only what `state` carries: builtins and C
+    Reads nothing but its arguments, and calls only what `state` carries: builtins and C
     functions that run no code of the objects they look at (dict lookups on exact dicts
     with exact-str keys, `type()`, the class's own `__mro__` and `__dict__` slots).
     Anything raised — a deleted key, an emptied cell — counts as a change.
     """
     ((gettrace, getprofile, all_, map_, is_, eq, getitem, type_, len_, repeat, generic_getattr, isdisjoint,
-      str_, dict_), chunks) = state
+      str_, dict_, callable_, _, missing), chunks) = state
     try:
-        if gettrace() is not None or getprofile() is not None:
+        if whole and (gettrace() is not None or getprofile() is not None):
             return False
         # The fork server's records, then the child's (see `watching`). In each, classes come
         # first: what follows reads attributes, and a class swapped under an object could
         # answer those reads with code of its own.
-        for (typed, types_, mappings, keys, values, proxies, sizes, attributes, instances) in chunks:
+        for (typed, types_, mappings, keys, values, proxies, sizes, attributes, instances) in chunks if whole else ():
             if not all_(map_(is_, map_(type_, typed), types_)) or not all_(map_(eq, map_(len_, proxies), sizes)):
                 return False
             if not all_(map_(is_, map_(getitem, mappings, keys), values)):
@@ -293,9 +300,39 @@ def unchanged(state: tuple) -> bool:
                     return False
                 if not all_(map_(is_, map_(getitem, repeat(attributes_of), pinned_names), pinned)):
                     return False
+        if namespace is not None:
+            if type_(namespace) is not dict_ or not all_(map_(is_, map_(type_, namespace), repeat(str_))):
+                return False
+            grader_names, builtin_names, _ = bindings
+            for name in names:
+                value = namespace.get(name, missing)
+                if value is missing:
+                    continue
+                expected = grader_names.get(name, missing)
+                if expected is missing:
+                    expected = builtin_names.get(name, missing)
+                    if expected is missing or not callable_(value):
+                        continue
+                if value is not expected:
+                    return False
         return True
     except:  # noqa: E722 - a bare except: even the name of an exception class is looked up at run time
         return False
+
+
+def remember(state: tuple, namespace: dict, bindings: tuple) -> None:
+    """After a cell: note the names bound to the grader's objects (`from autograder.teaching
+    import require_that`), so a later rebinding of one that a test uses is caught."""
+    (_, _, all_, map_, is_, _, _, type_, _, repeat, _, _, str_, dict_, _, id_, _), _ = state
+    grader_names, _, grader_ids = bindings
+    try:
+        if type_(namespace) is not dict_ or not all_(map_(is_, map_(type_, namespace), repeat(str_))):
+            return
+        for name, value in namespace.items():
+            if id_(value) in grader_ids and name not in grader_names:
+                grader_names[name] = value
+    except:  # noqa: E722 - a namespace that cannot be read is caught by the next check
+        return
 
 
 class Baseline:
@@ -307,6 +344,7 @@ class Baseline:
             for name, module in sorted(sys.modules.items()):
                 if isinstance(module, types.ModuleType) and _watched(name):
                     records.module(name, module)
+            self._grader_ids = frozenset(map(id, (value for _, _, value, _ in records.entries)))
             _chunks = (records,)
         self._chunks = _chunks
         self.state = (_TOOLS, tuple(records.freeze() for records in _chunks))
@@ -325,38 +363,49 @@ class Baseline:
             records.instance(obj, label, *rest)
         for mapping, key, label in entries:
             records.entry(mapping, key, label)
-        return Baseline((*self._chunks, records))
+        watching = Baseline((*self._chunks, records))
+        watching._grader_ids = self._grader_ids
+        return watching
+
+    def bindings(self, namespace: dict) -> tuple[dict, dict, frozenset[int]]:
+        """The state `remember()` fills and `unchanged()` reads for a notebook's namespace: the
+        names bound to the grader's objects now (IPython's `get_ipython`, `exit`...), the builtins
+        (a test calling `len` must get the builtin), and the ids of every recorded object."""
+        grader_names = {name: value for name, value in namespace.items() if callable(value)}
+        return grader_names, dict(vars(builtins)), self._grader_ids
 
     def unchanged(self) -> bool:
         return unchanged(self.state)
 
     def guard(self) -> tuple:
         """What the runner checks with, as one tuple taken before any submission code runs:
-        the check and its code (compared before each call), the state, and what names the
-        changes once the check failed (bound to this baseline's records now; it is trusted
-        for the message only, never for the verdict)."""
-        return (unchanged, unchanged.__code__, self.state, functools.partial(describe, self._labelled))
+        the check and its code (compared before each call), `remember` and its code, the
+        state, and what names the changes once the check failed (bound to this baseline's
+        records now; it is trusted for the message only, never for the verdict)."""
+        return (unchanged, unchanged.__code__, remember, remember.__code__, self.state,
+                functools.partial(describe, self._labelled))
 
-    def changes(self, limit: int = 5) -> list[str]:
+    def changes(self, namespace: Any = None, names: tuple = (), bindings: Any = None, limit: int = 5) -> list[str]:
         """What was replaced since the baseline, named (empty when nothing was)."""
-        if unchanged(self.state):
+        if unchanged(self.state, namespace, names, bindings, True):
             return []
-        return describe(self._labelled, limit)
+        return describe(self._labelled, namespace, names, bindings, limit)
 
-    def _find(self) -> list[str]:
-        return _find(self._labelled)
+    def _find(self, namespace: Any = None, names: tuple = (), bindings: Any = None) -> list[str]:
+        return _find(self._labelled, namespace, names, bindings)
 
 
-def describe(chunks: tuple[tuple, ...], limit: int = 5) -> list[str]:
+def describe(chunks: tuple[tuple, ...], namespace: Any = None, names: tuple = (), bindings: Any = None,
+             limit: int = 5) -> list[str]:
     """The changes `unchanged` saw, named, and never empty: it is only asked once something was."""
     try:
-        found = _find(chunks)
+        found = _find(chunks, namespace, names, bindings)
     except Exception:  # noqa: BLE001 - a grader state too broken to describe is still a change
         found = []
     return found[:limit] or ["the grader's state was changed"]
 
 
-def _find(chunks: tuple[tuple, ...]) -> list[str]:
+def _find(chunks: tuple[tuple, ...], namespace: Any, names: tuple, bindings: Any) -> list[str]:
     """Every record compared one by one (the slow path: it may use anything)."""
     found: list[str] = []
     if sys.gettrace() is not None:
@@ -365,7 +414,7 @@ def _find(chunks: tuple[tuple, ...]) -> list[str]:
         found.append("a profile function is installed (sys.setprofile)")
     for labelled in chunks:
         found += _describe_records(*labelled)
-    return found
+    return found + _describe_names(namespace, names, bindings)
 
 
 def _describe_records(typed: tuple, classes: tuple, entries: tuple, attributes: tuple, instances: tuple) -> list[str]:
@@ -405,6 +454,25 @@ def _describe_records(typed: tuple, classes: tuple, entries: tuple, attributes: 
         found += [f"the {label}'s {key} was overridden" for key in attributes if key in forbidden]
         found += [f"the {label}'s {key} was replaced" for key, value in zip(pinned_names, pinned)
                   if attributes.get(key, _MISSING) is not value]
+    return found
+
+
+def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
+    found: list[str] = []
+    if not isinstance(namespace, dict) or bindings is None:
+        return found
+    if not all(type(key) is str for key in list(namespace)):
+        return ["the notebook's namespace was given a key that is not a name"]
+    grader_names, builtin_names, _ = bindings
+    for name in names:
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING:
+            continue
+        if name in grader_names:
+            if value is not grader_names[name]:
+                found.append(f"the notebook rebinds {name}, which this test uses")
+        elif name in builtin_names and callable(value) and value is not builtin_names[name]:
+            found.append(f"the notebook shadows the built-in {name}, which this test uses")
     return found
 
 

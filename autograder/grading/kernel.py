@@ -17,17 +17,22 @@ Safety properties this module provides (the sandbox provides the rest):
   bare `except Exception:` cannot swallow it); the parent also kills the process
   if a cell overruns, in case the signal is blocked or ignored;
 * a test cell (`graded`) is checked against the integrity baseline before and
-  after it runs (see integrity.py), with a check the grader took, and whose code
-  it verifies, before any submission code ran: no attribute a cell can reach
-  switches it off.
+  after it runs (see integrity.py), and run by the runner itself rather than by
+  IPython's `run_cell`: none of the hooks a submission can register on the shell
+  (input and AST transformers, event callbacks, trait observers) sees it, and
+  whether it raised is a variable of the run, not an attribute or an output the
+  submission could clear; a test that raised always comes back with an error.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import json
 import signal
 import sys
+import types
 from typing import Any
 
 
@@ -59,7 +64,9 @@ class CellOutputs:
     """The outputs of the cell being run, in nbformat form.
 
     One object for the runner's whole life, emptied before each cell (`reset`): the
-    grader checks it is still the one outputs are written to."""
+    grader checks it is still the one outputs are written to. Everything kept is a
+    plain JSON value, made now, while the cell runs: a learner's object is never
+    converted later, when the reply is written (its `__str__` would run then)."""
 
     def __init__(self, budget: OutputBudget):
         self.budget = budget
@@ -88,32 +95,48 @@ class CellOutputs:
                                "text": f"\n[output truncated: more than {self.budget.limit} characters]\n"})
 
     def _sized(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The bundle if it fits the budget, else a short plain-text stand-in."""
-        size = sum(len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) for v in data.values())
+        """The bundle as plain JSON if it fits the budget, else a short plain-text stand-in."""
+        plain = {str(key): _plain(value) for key, value in data.items()}
+        size = sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in plain.values())
         if self.budget.used + size > self.budget.limit:
             self.budget.truncated = True
             self._note_cut()
-            plain = str(data.get("text/plain", ""))[:200]
-            return {"text/plain": plain} if plain else None
+            text = str(plain.get("text/plain", ""))[:200]
+            return {"text/plain": text} if text else None
         self.budget.used += size
-        return data
+        return plain
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None) -> None:
         data = self._sized(dict(data))
         if data is not None:
-            self.items.append({"output_type": "display_data", "data": data, "metadata": metadata or {}})
+            self.items.append({"output_type": "display_data", "data": data, "metadata": _plain(metadata or {})})
 
     def result(self, data: dict[str, Any], metadata: dict[str, Any] | None, count: int) -> None:
         data = self._sized(dict(data))
         if data is not None:
             self.items.append({"output_type": "execute_result", "data": data,
-                               "metadata": metadata or {}, "execution_count": count})
+                               "metadata": _plain(metadata or {}), "execution_count": count})
 
     def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
         # Error outputs are what nbgrader scores on: never drop them for size.
-        traceback = [line[:2000] for line in traceback[-60:]]
-        self.items.append({"output_type": "error", "ename": ename[:200], "evalue": evalue[:4000],
+        traceback = [_text(line)[:2000] for line in traceback[-60:]]
+        self.items.append({"output_type": "error", "ename": _text(ename)[:200], "evalue": _text(evalue)[:4000],
                            "traceback": traceback})
+
+
+def _text(value: Any) -> str:
+    """A plain str (a str subclass could answer slicing or encoding with code of its own)."""
+    return str.__str__(value) if isinstance(value, str) else str(value)
+
+
+def _plain(value: Any) -> Any:
+    """`value` as plain JSON types (str, numbers, lists, dicts), converted now."""
+    if type(value) is str:
+        return value
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
 
 
 class _Stream(io.TextIOBase):
@@ -125,8 +148,7 @@ class _Stream(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        if not isinstance(text, str):
-            text = str(text)
+        text = _text(text)
         self.runner.current.stream(self.name, text)
         return len(text)
 
@@ -137,8 +159,10 @@ class _Stream(io.TextIOBase):
         return False
 
 
-from IPython.core.displayhook import DisplayHook  # noqa: E402 - after the light helpers above
+from IPython.core.async_helpers import _pseudo_sync_runner  # noqa: E402 - after the light helpers above
+from IPython.core.displayhook import DisplayHook  # noqa: E402
 from IPython.core.displaypub import DisplayPublisher  # noqa: E402
+from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 # Module-level classes (not made inside a function) so that the integrity baseline,
@@ -176,8 +200,9 @@ class Shell(InteractiveShell):
     runner: "CellRunner" = None
 
     def _showtraceback(self, etype, evalue, stb):
-        name = getattr(etype, "__name__", str(etype))
-        self.runner.current.error(name, str(evalue), list(stb))
+        # Where the error goes is settled before str(evalue) runs a learner's __str__.
+        record = self.runner.current.error
+        record(getattr(etype, "__name__", "Exception"), str(evalue), list(stb))
 
     def init_history(self):
         super().init_history()
@@ -193,9 +218,11 @@ def _make_shell(runner: "CellRunner") -> Shell:
     return shell
 
 
-# What a cell runs through on the shell: replacing one (get_ipython().compile = ...) is tampering.
-_SHELL_PINNED = ("compile", "events", "display_pub", "displayhook", "trio_runner", "custom_exceptions", "CustomTB",
-                 "InteractiveTB", "SyntaxTB", "user_module", "_trait_values")
+# What a test cell runs through on the shell (see `_compile_test`, `_run_test`): replacing one
+# (get_ipython().compile = ...) is tampering. The rest of the shell (its transformers, event
+# callbacks, custom exception handlers) only ever sees the notebook's other cells.
+_SHELL_PINNED = ("compile", "display_pub", "displayhook", "InteractiveTB", "SyntaxTB", "user_module",
+                 "_trait_values")
 _SHELL_TRAITS = ("loop_runner", "display_trap", "builtin_trap")
 
 
@@ -218,7 +245,7 @@ class CellRunner:
         shell = self.shell
         for name in _SHELL_TRAITS:
             getattr(shell, name)  # a trait's value is stored on first read: store it now, so it is kept
-        return baseline.watching(
+        watching = baseline.watching(
             instances=[
                 (self, "runner", ("shell", "budget", "current")),
                 (self.current, "runner's outputs", ("items", "budget")),
@@ -230,7 +257,9 @@ class CellRunner:
             ],
             entries=[(Shell.__dict__, "runner", "Shell.runner"), (Publisher.__dict__, "runner", "Publisher.runner"),
                      (Hook.__dict__, "runner", "Hook.runner"),
-                     *[(shell._trait_values, name, f"the shell's {name}") for name in _SHELL_TRAITS]]).guard()
+                     *[(shell._trait_values, name, f"the shell's {name}") for name in _SHELL_TRAITS]])
+        namespace = shell.user_ns
+        return (*watching.guard(), namespace, watching.bindings(namespace))
 
     def _forget_sources(self) -> None:
         """No history of inputs: a later cell must not be able to print this one's source
@@ -259,7 +288,8 @@ class CellRunner:
         The grader calls this as `CellRunner.run(runner, ...)`, with what it needs in its
         arguments, and compares this function's code before each call; this function
         compares the integrity check's code before each call of it. So rebinding a module
-        global, a class attribute or an attribute of the runner switches no check off.
+        global, a class attribute or an attribute of the runner switches no check off, and
+        between the check and the test only code the check has just covered runs.
         """
         if graded and guard is None:
             raise ValueError("a test cell is checked for tampering: pass the guard from CellRunner.guarded()")
@@ -267,18 +297,19 @@ class CellRunner:
         count = self.execution_count
         shell = self.shell
         shell.execution_count = count  # a trait: observers a cell registered run now, before the check
+        if guard is not None:
+            unchanged, unchanged_code, remember, remember_code, state, describe, namespace, bindings = guard
         if graded:
-            unchanged, unchanged_code, state, describe = guard
-
-            def check() -> bool:  # made anew each call, from run's own code
+            def check(names: tuple, whole: bool) -> bool:  # made anew each call, from run's own code
                 try:
-                    return unchanged.__code__ is unchanged_code and unchanged(state) is True
+                    return unchanged.__code__ is unchanged_code and unchanged(
+                        state, namespace, names, bindings, whole) is True
                 except:  # noqa: E722 - no name is looked up to catch it
                     return False
 
-            def refused(when: str) -> dict[str, Any]:
+            def refused(when: str, names: tuple) -> dict[str, Any]:
                 try:
-                    detail = "; ".join(describe()) or "the grader's state was changed"
+                    detail = "; ".join(describe(namespace, names, bindings)) or "the grader's state was changed"
                 except:  # noqa: E722 - the description is a courtesy; the refusal stands
                     detail = "the grader's state was changed"
                 return {"execution_count": count, "status": "tampered", "outputs": [
@@ -287,35 +318,119 @@ class CellRunner:
                                "This test and every later one score zero.",
                      "traceback": [f"Tampering: {detail}"]}]}
 
-            if not check():
-                return refused("before this test ran")
-            names_before = set(shell.user_ns)
+            if not check((), True):
+                return refused("before this test ran", ())
         current = self.current
         current.reset()
-        timed_out = False
+        error = None
+        raised: list[BaseException] = []
+        if graded:
+            names_before = set(shell.user_ns)
+            steps, names = _compile_test(shell, source, count, raised)
+            if not check(names, False):  # the names the test uses must still mean what they meant
+                return refused("before this test ran", names)
         signal.setitimer(signal.ITIMER_REAL, self.cell_timeout)
         try:
-            result = shell.run_cell(source, store_history=False, silent=False)
-            error = result.error_before_exec or result.error_in_exec
-        except CellTimeout as exc:  # raised outside IPython's own handler
-            timed_out = True
+            if graded:
+                _run_test(shell, steps, raised)
+            else:
+                result = shell.run_cell(source, store_history=False, silent=False)
+                error = result.error_before_exec or result.error_in_exec
+        except CellTimeout as exc:  # raised outside IPython's own handler (or ours)
             error = exc
             current.error("CellTimeout", str(exc), [f"CellTimeout: {exc}"])
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-        if isinstance(error, CellTimeout):
-            timed_out = True
+        if error is None and raised:
+            error = raised[0]
+        timed_out = isinstance(error, CellTimeout)
         self._forget_sources()
         if graded:
-            if not check():
-                return refused("while this test ran")
             # Hidden tests' private helpers (`_g01_...`) must not outlive their cell:
             # a later cell could otherwise disassemble them and print the test.
             for name in set(shell.user_ns) - names_before:
                 if name.startswith("_"):
                     shell.user_ns.pop(name, None)
+        outputs = [dict(item) for item in current.items if type(item) is dict]
+        if error is not None and not [item for item in outputs if type(item.get("output_type")) is str
+                                      and item["output_type"] == "error"]:
+            # It raised but shows no error (IPython shows none for a BdbQuit; code the
+            # submission left running could have removed it): it failed all the same.
+            outputs.append({"output_type": "error", "ename": "Error", "evalue": "this cell raised an exception",
+                            "traceback": ["this cell raised an exception"]})
+        if guard is not None and remember.__code__ is remember_code:
+            remember(state, namespace, bindings)
+        if graded and not check(names, True):
+            return refused("while this test ran", names)
         return {
             "execution_count": count,
-            "outputs": list(current.items),
+            "outputs": outputs,
             "status": "timeout" if timed_out else ("error" if error is not None else "ok"),
         }
+
+
+def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[list, tuple[str, ...]]:
+    """A test cell as IPython would compile it, as (code, awaits) steps, and the names it uses.
+
+    Through a fresh TransformerManager (not the shell's, which a submission can add
+    to), the shell's compiler (so tracebacks show the cell's lines), and the last
+    expression in "single" mode (so its value is displayed). A cell that does not
+    compile is shown as IPython shows it, and recorded in `raised`.
+    """
+    try:
+        transformed = TransformerManager().transform_cell(source)
+        name = shell.compile.cache(transformed, count, raw_code=source)
+        tree = shell.compile.ast_parse(transformed, filename=name)
+        flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        body = tree.body
+        if body and isinstance(body[-1], ast.Expr):
+            parts = [(ast.Module(body[:-1], []), "exec"), (ast.Interactive(body[-1:]), "single")]
+        else:
+            parts = [(tree, "exec")]
+        codes = [compile(part, name, mode, flags, True) for part, mode in parts if part.body]
+    except BaseException as exc:  # noqa: BLE001 - a SyntaxError, or anything the transformers raise
+        raised.append(exc)
+        try:
+            if isinstance(exc, SyntaxError):
+                shell.showsyntaxerror()
+            else:
+                shell.showtraceback()
+        except BaseException:  # noqa: BLE001
+            pass
+        return [], ()
+    names: set[str] = set()
+    todo = list(codes)
+    while todo:
+        code = todo.pop()
+        names.update(code.co_names)  # attribute names too: a superset is harmless
+        todo += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return [(code, bool(code.co_flags & inspect.CO_COROUTINE)) for code in codes], tuple(sorted(names))
+
+
+def _run_test(shell: Shell, steps: list, raised: list) -> None:
+    """Run a compiled test cell in the notebook's namespace, as IPython's run_code would.
+
+    Any exception is appended to `raised` (the caller's list) before it is shown: the
+    showing may run a submission's code (an exception's `__str__`), the recording not."""
+    coroutine = _steps(shell, steps, shell.user_ns, raised, exec, eval, sys.exc_info)  # made now
+    with shell.builtin_trap, shell.display_trap:
+        if any(awaits for _, awaits in steps):
+            shell.loop_runner(coroutine)
+        else:
+            _pseudo_sync_runner(coroutine)
+
+
+async def _steps(shell: Shell, steps: list, namespace: dict, raised: list, exec_, eval_, exc_info) -> None:
+    # The builtins it needs come in as arguments, taken before the test's first line ran.
+    try:
+        for code, awaits in steps:
+            if awaits:
+                await eval_(code, namespace)
+            else:
+                exec_(code, namespace)
+    except:  # noqa: E722 - anything raised failed the test (a CellTimeout too); no name looked up
+        raised.append(exc_info()[1])
+        try:
+            shell.showtraceback(running_compiled_code=True)
+        except:  # noqa: E722
+            pass

@@ -2,6 +2,8 @@
 and the check itself cannot be switched off, fooled by a reused address, or bypassed by the runner.
 
 Every tampering below is undone before the test ends (monkeypatch, or a cleanup in `finally`).
+The last tests run real notebooks through the forked runner: the hooks a cell can register on
+IPython never see a test cell, and a test that raised always fails.
 """
 
 import atexit
@@ -25,7 +27,8 @@ import autograder.grading.kernel as kernel
 import autograder.teaching as teaching
 from autograder.checks.probe import Call
 from autograder.checks.verdict import Verdict
-from autograder.grading import integrity
+from autograder.grading import integrity, sandbox
+from autograder.grading.executor import Deadlines, Executor, JobSpec
 from autograder.grading.integrity import Baseline
 
 
@@ -52,7 +55,7 @@ def baseline(shell):
 
 def slow_path(baseline):
     """What the describer finds, comparing every record one by one (no fast-path shortcut)."""
-    return baseline._find()
+    return baseline._find(None, (), None)
 
 
 # Each tampering applies itself (undone by monkeypatch, or by the cleanup it returns) and names
@@ -280,9 +283,11 @@ def test_the_state_is_tuples_all_the_way_down(baseline):
             assert type(forbidden) is frozenset and type(names) is tuple and type(values) is tuple
 
 
-def test_the_check_reads_no_global_name():
+@pytest.mark.parametrize("function", [integrity.unchanged, integrity.remember, kernel._steps],
+                         ids=lambda function: function.__name__)
+def test_the_check_reads_no_global_name(function):
     """Not even a builtin: rebinding builtins.all or a module global changes nothing it computes."""
-    loads = [i.argval for i in dis.get_instructions(integrity.unchanged) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
+    loads = [i.argval for i in dis.get_instructions(function) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
     assert loads == []
 
 
@@ -290,7 +295,7 @@ def test_switching_the_check_off_from_a_cell_changes_nothing(baseline, shell, mo
     """The grader takes the check, its code and the state before any submission code runs.
     Every switch a cell could find in the installed package is then thrown, and a check
     library patched: the check still sees it."""
-    check, code, state, describe = baseline.guard()
+    check, code, remember, remember_code, state, describe = baseline.guard()
     monkeypatch.setattr(integrity, "BASELINE", None)
     monkeypatch.setattr(integrity, "unchanged", lambda *args, **kwargs: True)
     monkeypatch.setattr(Baseline, "unchanged", lambda self: True)
@@ -319,3 +324,108 @@ def test_the_state_cannot_be_edited_in_place(baseline):
         chunks[0][2][0] = None  # type: ignore[index]
     with pytest.raises(AttributeError):
         chunks[0][2].clear()  # type: ignore[attr-defined]
+
+
+def test_a_shadowed_name_or_builtin_the_test_uses_is_caught(baseline, shell):
+    namespace = {"require_that": teaching.require_that, "add_products": lambda: None}
+    bindings = baseline.bindings({})
+    integrity.remember(baseline.state, namespace, bindings)  # after the imports cell
+    uses = ("add_products", "len", "require_that")
+    assert integrity.unchanged(baseline.state, namespace, uses, bindings, False)
+    namespace["add_products"] = lambda: 1  # the learner's own name: theirs to rebind
+    assert integrity.unchanged(baseline.state, namespace, uses, bindings, False)
+    namespace["require_that"] = lambda *args, **kwargs: None
+    assert not integrity.unchanged(baseline.state, namespace, uses, bindings, False)
+    assert "the notebook rebinds require_that, which this test uses" in baseline.changes(namespace, uses, bindings)
+    namespace["require_that"] = teaching.require_that
+    namespace["len"] = lambda value: 2
+    assert not integrity.unchanged(baseline.state, namespace, uses, bindings, False)
+    assert "the notebook shadows the built-in len, which this test uses" in baseline.changes(namespace, uses, bindings)
+    namespace["len"] = 3  # data under a builtin's name: the test fails on its own if it calls it
+    assert integrity.unchanged(baseline.state, namespace, uses, bindings, False)
+    assert integrity.unchanged(baseline.state, namespace, ("other",), bindings, False)
+
+
+# --- through the forked runner: a failing test after the trick must still fail
+
+SETUP = "from autograder.teaching import require_that\nfrom autograder.checks.verdict import Verdict\n"
+FAILING_TEST = "require_that(len([1]) == 2, 'the test must fail')"
+
+RUNNER_TRICKS = {
+    # Switches a cell could find in the installed package.
+    "baseline set to None": "import autograder.grading.integrity as i\ni.BASELINE = None\n"
+                            "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
+    "the runner's check replaced": "get_ipython().runner._tampering = lambda: []\n"
+                                   "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
+    "the runner's run replaced": "import sys\nr = sys.stdout.runner\n"
+                                 "r.run = lambda *a, **k: {'execution_count': 1, 'outputs': [], 'status': 'ok'}",
+    # Names the test uses, rebound in the notebook.
+    "a check rebound": "require_that = lambda *a, **k: None",
+    "a builtin shadowed": "len = lambda value: 2",
+    # The reply path: the grader answers with its own os.write and C JSON codec.
+    "the pipe patched": "import multiprocessing.connection as mc\n_send = mc.Connection.send_bytes\n"
+                        "mc.Connection.send_bytes = lambda self, buf, *a: _send(self, bytes(buf).replace("
+                        "b'\"error\"', b'\"stream\"'), *a)",
+    "the JSON decoder patched": "import json\nclass D(json.JSONDecoder):\n    def decode(self, s, *a, **k):\n"
+                                "        m = super().decode(s)\n        m['source'] = 'pass'\n        return m\n"
+                                "json._default_decoder = D()",
+}
+
+IGNORED_HOOKS = {
+    # IPython's own extension points: a test cell is run without them.
+    "an input transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
+    "an AST transformer": "import ast\nclass T(ast.NodeTransformer):\n    def visit_Module(self, node):\n"
+                          "        return ast.Module([ast.Pass()], [])\nget_ipython().ast_transformers.append(T())",
+    "a post_run_cell callback": "ip = get_ipython()\nip.events.register('post_run_cell', lambda r: "
+                                "(setattr(r, 'error_in_exec', None), ip.runner.current.items.clear()))",
+    "a trait observer": "ip = get_ipython()\nip.observe(lambda change: change['new'] is not None and "
+                        "setattr(change['new'], 'error_in_exec', None), 'last_execution_result')",
+    # Code left running that edits the outputs: whether the test raised is not read from them.
+    "a thread clearing error outputs": "import threading, sys\nr = sys.stdout.runner\ndef clean():\n"
+                                       "    while True:\n        r.current.items[:] = [o for o in r.current.items "
+                                       "if o.get('output_type') != 'error']\n"
+                                       "threading.Thread(target=clean, daemon=True).start()",
+    # IPython shows no traceback for BdbQuit: the test would have looked passed.
+    "a BdbQuit from the learner's code": "import bdb\ndef helper():\n    raise bdb.BdbQuit()",
+}
+
+
+@pytest.fixture(scope="module")
+def executor():
+    Executor.warm_up()
+    return Executor()
+
+
+def run_with(executor, tmp_path, trick, test=FAILING_TEST):
+    workdir = tmp_path / "job"
+    sandbox.prepare_workdir(workdir, 0)
+    job = JobSpec(env={}, sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False), graded_cells=frozenset({2}),
+                  deadlines=Deadlines(cell=10.0, notebook=60.0, grace=2.0))
+    return executor.execute([(0, SETUP), (1, trick), (2, test), (3, "print('after')")], job)
+
+
+def errors(result, index):
+    return [o for o in result.cells[index]["outputs"] if o["output_type"] == "error"]
+
+
+def test_an_honest_failing_test_fails_and_a_passing_one_passes(executor, tmp_path):
+    r = run_with(executor, tmp_path, "x = 1")
+    assert r.ended == "completed" and errors(r, 2)[0]["evalue"] == "the test must fail"
+    r = run_with(executor, tmp_path, "x = 1", test="require_that(len([1]) == 1, 'fine')\nprint('passed')")
+    assert r.ended == "completed" and not errors(r, 2)
+
+
+@pytest.mark.parametrize("trick", RUNNER_TRICKS, ids=str)
+def test_a_trick_on_the_runner_does_not_make_a_failing_test_pass(executor, tmp_path, trick):
+    r = run_with(executor, tmp_path, RUNNER_TRICKS[trick])
+    found = errors(r, 2)
+    assert found, f"{trick}: the failing test passed"
+    assert found[0]["ename"] in ("Tampering", "CheckFailed")
+
+
+@pytest.mark.parametrize("hook", IGNORED_HOOKS, ids=str)
+def test_a_hook_registered_on_ipython_does_not_make_a_failing_test_pass(executor, tmp_path, hook):
+    test = "helper()\n" + FAILING_TEST if "BdbQuit" in hook else FAILING_TEST
+    r = run_with(executor, tmp_path, IGNORED_HOOKS[hook], test=test)
+    assert r.ended == "completed"
+    assert errors(r, 2), f"{hook}: the failing test passed"

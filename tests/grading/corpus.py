@@ -162,6 +162,150 @@ for name, value in list(ip.user_ns.items()):
 print("\\n".join(found)[:200000])
 '''
 
+# What the wrong answer would need to score 8: every require_that in the hidden tests passes.
+# Each trick below pairs it with a way past the tamper check a cell could find by reading the
+# installed grader; the check must still see the swapped code.
+FAKE_PASS = "import autograder.teaching as _t\n_t.require_that.__code__ = (lambda *a, **k: None).__code__\n"
+
+# Swap the code twice, so the second fake lands at the original code object's address (the
+# check once compared addresses of objects it did not keep alive: the original was freed).
+REUSE_A_FREED_ADDRESS = """
+import opcode, autograder.teaching as _t
+_f = _t.require_that
+_orig = _f.__code__
+_consts = _orig.co_consts + (None,)
+_op = opcode.opmap
+_body = bytes([_op["RESUME"], 0, _op["LOAD_CONST"], len(_consts) - 1, _op["RETURN_VALUE"], 0])
+_body += bytes([_op["NOP"], 0]) * ((len(_orig.co_code) - len(_body)) // 2)
+_fake = _orig.replace(co_code=_body, co_consts=_consts, co_exceptiontable=b"")
+_old = id(_orig)
+del _orig
+_f.__code__ = _fake
+for _ in range(5000):
+    _c = _fake.replace()
+    if id(_c) == _old:
+        _f.__code__ = _c
+        break
+    del _c
+"""
+
+REUSE_A_FREED_ADDRESS_IN_A_CLASS = """
+from autograder.checks.verdict import Verdict as _V
+_old = id(_V.__dict__["require"])
+_V.require = None
+for _ in range(5000):
+    def _fake(self):
+        return self
+    if id(_fake) == _old:
+        break
+    del _fake
+_V.require = _fake if "_fake" in globals() else (lambda self: self)
+"""
+
+SWITCH_OFF_THE_CHECK = """
+import autograder.grading.integrity as _i
+for _target in (_i.BASELINE, type(_i.BASELINE)):
+    for _name in ("unchanged", "changes"):
+        setattr(_target, _name, lambda *a, **k: True if _name == "unchanged" else [])
+_i.unchanged = lambda *a, **k: True
+"""
+
+CLEAR_THE_CHECK_S_STATE = """
+import autograder.grading.integrity as _i
+_b = _i.BASELINE
+for _name, _value in list(vars(_b).items()):
+    for _part in (_value if isinstance(_value, tuple) else (_value,)):
+        for _inner in ([_part] + list(vars(_part).values()) if hasattr(_part, "__dict__") else [_part]):
+            if hasattr(_inner, "clear"):
+                _inner.clear()
+    setattr(_b, _name, None)
+"""
+
+OVERRIDE_THE_RUNNER = """
+import sys as _sys
+_r = _sys.stdout.runner
+_ok = lambda *a, **k: {"execution_count": 1, "outputs": [], "status": "ok"}
+_r.run = _ok
+type(_r).run = _ok
+"""
+
+IPYTHON_HOOKS = """
+import ast as _ast
+_ip = get_ipython()
+_ip.input_transformers_post.append(lambda lines: ["pass\\n"] if "_g00" in "".join(lines) else lines)
+class _Gut(_ast.NodeTransformer):
+    def visit_Module(self, node):
+        return _ast.Module([_ast.Pass()], []) if "_g00" in _ast.dump(node) else node
+_ip.ast_transformers.append(_Gut())
+_ip.events.register("post_run_cell", lambda r: (setattr(r, "error_in_exec", None), _ip.runner.current.items.clear()))
+_ip.observe(lambda ch: ch["new"] is not None and setattr(ch["new"], "error_in_exec", None), "last_execution_result")
+_ip.set_custom_exc((Exception,), lambda *a, **k: None)
+"""
+
+PATCH_THE_REPLY_PATH = """
+import json as _json, multiprocessing.connection as _mc
+_send = _mc.Connection.send_bytes
+def _passed(self, buf, *a, **k):
+    try:
+        _m = _json.loads(bytes(buf))
+        _m["outputs"] = [o for o in _m.get("outputs", []) if o.get("output_type") != "error"]
+        _m["status"] = "ok"
+        buf = _json.dumps(_m).encode()
+    except Exception:
+        pass
+    return _send(self, buf, *a, **k)
+_mc.Connection.send_bytes = _passed
+class _Lenient(_json.JSONDecoder):
+    def decode(self, s, *a, **k):
+        _m = super().decode(s)
+        if isinstance(_m, dict) and _m.get("graded"):
+            _m["source"] = "pass"
+        return _m
+_json._default_decoder = _Lenient()
+"""
+
+THREAD_CLEARS_ERRORS = """
+import sys as _sys, threading as _threading
+_r = _sys.stdout.runner
+def _clean():
+    while True:
+        _items = _r.current.items
+        if any(o.get("output_type") == "error" for o in list(_items)):
+            _items[:] = [o for o in _items if o.get("output_type") != "error"]
+_threading.Thread(target=_clean, daemon=True).start()
+"""
+
+REBIND_INSIDE_THE_TEST = """
+_real_add_products = add_products
+async def add_products(*a, **k):
+    globals()["require_that"] = lambda *a, **k: None
+    return await _real_add_products(*a, **k)
+"""
+
+# IPython shows no traceback for bdb.BdbQuit: a test cell that stops with one has no error
+# output, and nbgrader would score it as passed. Every exercise of the release does that here.
+BDB_QUIT = {
+    "ex_product_model": "import bdb\nclass ShopBase(DeclarativeBase):\n    pass\n"
+                        "class _Quit:\n    def __getattribute__(self, name):\n        raise bdb.BdbQuit()\n"
+                        "Product = _Quit()",
+    "ex_session_factory": "def make_session_factory(engine):\n    raise bdb.BdbQuit()",
+    "ex_add_products": "async def add_products(Session, items):\n    raise bdb.BdbQuit()",
+}
+
+
+def _release_with_all(sources: dict[str, str]):
+    def build(base):
+        nb = copy.deepcopy(base["release"])
+        for grade_id, source in sources.items():
+            _cell(nb, grade_id).source = source
+        return nb
+    return build
+
+
+def _wrong_with(code: str):
+    return solution_with(code, "ex_add_products", "wrong")
+
+
 CASES: list[Case] = [
     # --- legitimate submissions graded in the same run: their grades must be exact
     Case("good_solution", lambda b: b["solution"], FULL, ("3 of 3 tests passed",), min_score=FULL),
@@ -262,4 +406,40 @@ CASES: list[Case] = [
         "    _forge()\n    return await _real(*a, **k)\n", "ex_add_products", "wrong"),
         WRONG_SCORE, ("protocol-error",)),
     Case("pre_written_reply", solution_with(PRE_WRITE, "ex_add_products", "wrong"), WRONG_SCORE, ("protocol-error",)),
+    # --- getting past the tamper check itself: each pairs a way around it with FAKE_PASS (or is one)
+    Case("reuse_a_freed_address", _wrong_with(REUSE_A_FREED_ADDRESS), WRONG_SCORE, ("Tampering", "code of")),
+    Case("reuse_a_freed_address_in_a_class", _wrong_with(REUSE_A_FREED_ADDRESS_IN_A_CLASS),
+         WRONG_SCORE, ("Tampering", "Verdict.require")),
+    Case("set_the_baseline_to_none", _wrong_with(
+        "import autograder.grading.integrity as _i\n_i.BASELINE = None\n" + FAKE_PASS),
+        WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+    Case("switch_off_the_check", _wrong_with(SWITCH_OFF_THE_CHECK + FAKE_PASS),
+         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+    Case("clear_the_check_s_state", _wrong_with(CLEAR_THE_CHECK_S_STATE + FAKE_PASS),
+         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+    Case("override_the_runner_s_check", _wrong_with("get_ipython().runner._tampering = lambda: []\n" + FAKE_PASS),
+         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+    Case("override_the_runner", _wrong_with(OVERRIDE_THE_RUNNER), WRONG_SCORE, ("Tampering", "runner's run")),
+    Case("patch_a_classmethod_s_code", _wrong_with(
+        "from autograder.checks.probe import Call as _Call\n"
+        "_Call.post.__func__.__code__ = (lambda cls, *a, **k: None).__code__"),
+        WRONG_SCORE, ("Tampering", "code of autograder.checks.probe.Call.post")),
+    Case("patch_a_cached_check_helper", _wrong_with(
+        "import autograder.checks.streaming as _s\n_s.urlsplit = lambda *a, **k: None"),
+        WRONG_SCORE, ("Tampering", "autograder.checks.streaming.urlsplit")),
+    # --- names the hidden test uses, rebound in the notebook's namespace
+    Case("rebind_a_check_the_test_uses", _wrong_with("require_that = lambda *a, **k: None"),
+         WRONG_SCORE, ("Tampering", "rebinds require_that")),
+    Case("rebind_a_check_while_the_test_runs", _wrong_with(REBIND_INSIDE_THE_TEST),
+         WRONG_SCORE, ("Tampering", "while this test ran", "rebinds require_that")),
+    Case("shadow_a_builtin_the_test_uses", _wrong_with("len = lambda obj: 2"),
+         WRONG_SCORE, ("Tampering", "built-in len")),
+    # --- tricks that get nowhere: the test cell runs without them (same score as the wrong answer)
+    Case("ipython_hooks_on_the_test", _wrong_with(IPYTHON_HOOKS), WRONG_SCORE, ("2 of 3 tests passed",),
+         min_score=WRONG_SCORE),
+    Case("patch_the_reply_path", _wrong_with(PATCH_THE_REPLY_PATH), WRONG_SCORE, ("2 of 3 tests passed",),
+         min_score=WRONG_SCORE),
+    Case("thread_clears_error_outputs", _wrong_with(THREAD_CLEARS_ERRORS), WRONG_SCORE, ("2 of 3 tests passed",),
+         min_score=WRONG_SCORE),
+    Case("bdb_quit_everywhere", _release_with_all(BDB_QUIT), 0.0, ("0 of 3 tests passed",)),
 ]

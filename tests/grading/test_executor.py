@@ -137,3 +137,23 @@ def test_a_test_whose_process_dies_right_after_it_is_not_trusted(executor, tmp_p
     assert r.ended == "crashed"
     assert texts(r, 0) == "test 1 ran\n"  # confirmed by the next cell's answer
     assert errors(r, 2)[0]["ename"] == "Unconfirmed"  # the process died right after it
+
+
+def test_each_submission_starts_from_the_servers_pristine_shell(executor, tmp_path):
+    # The shell is made once in the fork server: what one submission leaves in it (a
+    # variable, a changed setting, a registered hook) must not reach the next one.
+    first = run(executor, tmp_path, [
+        "left_behind = 41",
+        "get_ipython().ast_node_interactivity = 'none'",
+        "get_ipython().events.register('pre_run_cell', lambda *a: print('hook of the first'))",
+        "left_behind + 1",
+    ])
+    # its own changes took effect in its own process: the hook ran, the value was not shown
+    assert first.cells[3]["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "hook of the first\n"}]
+    second = run(executor, tmp_path, [
+        "'left_behind' in dir()", "import os\nprint(get_ipython().user_ns['_dh'] == [os.getcwd()])", "6 * 7",
+    ], slot=1)
+    assert second.cells[0]["outputs"][0]["data"]["text/plain"] == "False"
+    assert texts(second, 1) == "True\n"  # the shell knows this process's folder, not the server's
+    assert second.cells[2]["outputs"] == [{"output_type": "execute_result", "data": {"text/plain": "42"},
+                                           "metadata": {}, "execution_count": 3}]

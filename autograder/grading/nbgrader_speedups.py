@@ -1,4 +1,4 @@
-"""Two costs nbgrader pays again and again when one process grades a whole class.
+"""Three costs nbgrader pays again and again when one process grades a whole class.
 
 Stock `nbgrader autograde` grades each submission once per process lifetime, so
 neither matters there; our grader keeps nbgrader's own converter and
@@ -9,10 +9,16 @@ preprocessors for every submission of a run, in one process, and then they do:
   `create_engine`. SQLAlchemy caches compiled SQL *per engine*, so every query
   nbgrader makes is compiled from scratch each time: ~5 ms of a ~7 ms
   `Gradebook()`. `reuse_gradebook_engines` hands nbgrader the same engine for the
-  same URL. Nothing else changes: `Gradebook.close()` still disposes the pool
-  (connections are closed; the compiled-SQL cache stays), the SQLite file is
-  still written by one thread, and stock nbgrader processes (formgrader) are not
-  touched.
+  same URL, and keeps its pool until the run ends: `Gradebook.close()` would
+  dispose it, and every SQLite connection opened anew re-reads the schema
+  before its first query. An idle pooled connection holds no lock, so other
+  processes (formgrader) write the file as before; the SQLite file is still
+  written by one thread, and stock nbgrader processes are not touched.
+* **The gradebook's tables checked on every `Gradebook`.** Each one also runs
+  `Base.metadata.create_all`, which asks SQLite about each of its 13 tables
+  (13 PRAGMA round trips, ~2 ms) although the first `Gradebook` of the run has
+  made them. `make_tables_once` lets that happen once per URL per run; a URL
+  not seen yet, or a call with other arguments, gets the stock `create_all`.
 * **The cell metadata schema validated on every cell.** nbgrader's
   `CheckCellMetadata` calls `jsonschema.validate(metadata, schema)`, which first
   checks the *schema* against its meta-schema — 2 ms per cell, twice per
@@ -21,7 +27,7 @@ preprocessors for every submission of a run, in one process, and then they do:
   instances; the errors raised are jsonschema's own, chosen the same way
   (`best_match`).
 
-Both are context managers that undo themselves, so they apply for one grading
+All are context managers that undo themselves, so they apply for one grading
 run only (and tests can compare against stock behaviour in the same process).
 """
 
@@ -48,13 +54,20 @@ class _EngineCache:
             engine = self._engines.get(key)
             if engine is None:
                 engine = self._engines[key] = self._create_engine(url, **kwargs)
+                # An instance attribute: Gradebook.close() keeps the pool; dispose_all() ends it.
+                engine.dispose = _keep_pool
             return engine
 
     def dispose_all(self) -> None:
         with self._lock:
             for engine in self._engines.values():
+                del engine.dispose
                 engine.dispose()
             self._engines.clear()
+
+
+def _keep_pool(close: bool = True) -> None:
+    """Engine.dispose while the run lasts: the pool's connections stay open for the next Gradebook."""
 
 
 @contextlib.contextmanager
@@ -114,6 +127,36 @@ def validate_schema_once() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def make_tables_once() -> Iterator[set[str]]:
+    """While active, nbgrader's `create_all` runs once per gradebook URL (yields those URLs)."""
+    import nbgrader.api
+
+    metadata = nbgrader.api.Base.metadata
+    stock = metadata.create_all
+    made: set[str] = set()
+    lock = threading.Lock()
+
+    def create_all(bind=None, tables=None, checkfirst=True):
+        url = getattr(bind, "url", None)
+        if url is None or tables is not None or not checkfirst:
+            return stock(bind=bind, tables=tables, checkfirst=checkfirst)
+        key = str(url)
+        with lock:
+            if key in made:
+                return None
+        stock(bind=bind, tables=tables, checkfirst=checkfirst)
+        with lock:
+            made.add(key)
+        return None
+
+    metadata.create_all = create_all  # an instance attribute: it shadows the method until removed
+    try:
+        yield made
+    finally:
+        del metadata.create_all
+
+
+@contextlib.contextmanager
 def faster_nbgrader() -> Iterator[None]:
-    with reuse_gradebook_engines(), validate_schema_once():
+    with reuse_gradebook_engines(), make_tables_once(), validate_schema_once():
         yield

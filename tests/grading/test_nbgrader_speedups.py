@@ -14,7 +14,12 @@ from nbgrader.api import Gradebook
 from nbgrader.nbgraderformat import MetadataValidator
 
 from autograder.db.url import project_root
-from autograder.grading.nbgrader_speedups import faster_nbgrader, reuse_gradebook_engines, validate_schema_once
+from autograder.grading.nbgrader_speedups import (
+    faster_nbgrader,
+    make_tables_once,
+    reuse_gradebook_engines,
+    validate_schema_once,
+)
 
 NOTEBOOK = project_root() / "solutions" / "00_foundations" / "00_foundations.ipynb"
 STOCK_CREATE_ENGINE = nbgrader.api.create_engine
@@ -47,6 +52,7 @@ def notebook():
 def assert_stock_nbgrader():
     assert nbgrader.api.create_engine is STOCK_CREATE_ENGINE
     assert common.jsonschema is jsonschema
+    assert "create_all" not in vars(nbgrader.api.Base.metadata)
 
 
 # --- one engine per URL ------------------------------------------------------------------------
@@ -86,6 +92,74 @@ def test_a_shared_engine_disposed_by_close_still_serves_later_gradebooks(url):
             assert sorted(s.id for s in later.students) == ["alice", "bob"]
     with Gradebook(url()) as stock:  # and the file is an ordinary gradebook afterwards
         assert sorted(s.id for s in stock.students) == ["alice", "bob"]
+
+
+def test_the_pool_outlives_close_until_the_run_ends_and_holds_no_lock_meanwhile(url):
+    import sqlite3
+
+    with reuse_gradebook_engines():
+        gb = Gradebook(url())
+        gb.add_student("alice")
+        gb.close()
+        pool = gb.engine.pool
+        assert pool.checkedin() == 1  # kept for the next Gradebook, not closed
+        # Another process (formgrader) can write the file meanwhile: no lock is held.
+        other = sqlite3.connect(url().removeprefix("sqlite:///"), timeout=0)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE student SET first_name = 'Al' WHERE id = 'alice'")
+        other.commit()
+        other.close()
+        with Gradebook(url()) as again:
+            assert again.engine.pool is pool
+            assert again.find_student("alice").first_name == "Al"  # and we see its write
+    assert pool.checkedin() == 0  # the run's end closes them
+    assert "dispose" not in vars(gb.engine)
+
+
+# --- the tables made once per URL ------------------------------------------------------------
+
+def _statements(engine, into):
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", lambda *args: into.append(args[2]))
+
+
+def test_tables_are_checked_once_per_url_and_a_new_file_still_gets_them(url, tmp_path):
+    with reuse_gradebook_engines(), make_tables_once() as made:
+        first = Gradebook(url())
+        assert made == {url()}
+        seen: list[str] = []
+        _statements(first.engine, seen)
+        first.close()
+        with Gradebook(url()) as second:
+            second.add_student("bob")
+        assert not [s for s in seen if "PRAGMA" in s and "table_info" in s]  # stock: 13 per Gradebook
+        # A URL not seen yet in this run gets the stock create_all: its tables are made.
+        fresh = f"sqlite:///{tmp_path / 'made-now.db'}"
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+            with Gradebook(fresh) as new:
+                new.add_student("carol")
+        assert made == {url(), fresh}
+    with Gradebook(fresh) as stock:
+        assert [s.id for s in stock.students] == ["carol"]
+    assert "create_all" not in vars(nbgrader.api.Base.metadata)
+
+
+def test_create_all_with_other_arguments_is_stock(url):
+    from sqlalchemy import create_engine, inspect
+
+    calls = []
+    with make_tables_once():
+        engine = create_engine(url("other.db"))
+        nbgrader.api.Base.metadata.create_all(bind=engine)
+        calls.append(sorted(inspect(engine).get_table_names()))
+        nbgrader.api.Base.metadata.drop_all(bind=engine, tables=[nbgrader.api.Comment.__table__])
+        # Tables named explicitly: not skipped, even for a URL already done.
+        nbgrader.api.Base.metadata.create_all(bind=engine, tables=[nbgrader.api.Comment.__table__])
+        assert "comment" in inspect(engine).get_table_names()
+        engine.dispose()
+    assert "comment" in calls[0]
 
 
 # --- the metadata schema checked once ----------------------------------------------------------

@@ -83,8 +83,24 @@ def warm() -> None:
 
 warm()
 
+# The IPython shell every submission runs in, made once (see kernel.prepare_shell).
+autograder.grading.kernel.prepare_shell()
+
+# libc for the sandbox's unshare/mount calls (finding it runs a subprocess).
+import autograder.grading.sandbox  # noqa: E402
+
+autograder.grading.sandbox._libc()
+
 # Last: the identities every graded cell is checked against (see integrity.py).
 import autograder.grading.integrity  # noqa: E402
 
 autograder.grading.integrity.take_baseline()
 
+
+# Everything above lives as long as the server: move it out of the collector's sight.
+# A forked submission's collections then walk only the objects it made itself, not the
+# million the imports made — each walk would touch (and so copy) the server's pages.
+import gc  # noqa: E402
+
+gc.collect()
+gc.freeze()

@@ -74,11 +74,19 @@ class Applied:
     off: dict[str, str] = field(default_factory=dict)  # protection -> why it is off
 
 
+_LIBC = None
+
+
 def _libc():
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-    libc.unshare.argtypes = [ctypes.c_int]
-    return libc
+    """libc, loaded once: in the fork server (preload.py), so no submission's process pays
+    for `find_library` (it runs `ldconfig -p`, a subprocess, every time it is asked)."""
+    global _LIBC
+    if _LIBC is None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+        libc.unshare.argtypes = [ctypes.c_int]
+        _LIBC = libc
+    return _LIBC
 
 
 def _check(result: int, what: str) -> None:

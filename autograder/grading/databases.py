@@ -194,16 +194,21 @@ class GradingDatabases:
             password = secrets.token_urlsafe(18)
             self.live.add(name)
             conn = self._conn
+            # One round trip for the role and its settings (one implicit transaction: all or none).
             await conn.execute(
                 f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
-                f"NOREPLICATION CONNECTION LIMIT {CONNECTION_LIMIT}"
+                f"NOREPLICATION CONNECTION LIMIT {CONNECTION_LIMIT};"
+                + "".join(f"ALTER ROLE \"{name}\" SET {setting} = '{value}';"
+                          for setting, value in (("statement_timeout", STATEMENT_TIMEOUT), ("lock_timeout", "5s"),
+                                                 ("idle_in_transaction_session_timeout", "30s")))
             )
-            for setting, value in (("statement_timeout", STATEMENT_TIMEOUT), ("lock_timeout", "5s"),
-                                   ("idle_in_transaction_session_timeout", "30s")):
-                await conn.execute(f"ALTER ROLE \"{name}\" SET {setting} = '{value}'")
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"')
-            await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
-            await conn.execute(f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}"')
+            # FILE_COPY copies the template's few files (4.5 ms) instead of WAL-logging each of
+            # their blocks (PostgreSQL 15+'s default: 9-11 ms, measured). It checkpoints first,
+            # which costs nothing on our cluster (no fsync) but could stall a real server.
+            strategy = " STRATEGY FILE_COPY" if self.isolated_server else ""
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"{strategy}')
+            await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
+                               f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}"')
         url = self.admin_url.set(username=name, password=password, database=name)
         return SubmissionDatabase(name=name, role=name, url=urls.render(url))
 

@@ -107,14 +107,16 @@ def cmd_grade(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     options = options_from(args, lessons=args.lessons, students=args.students, workers=args.workers,
                            force=args.force, feedback=args.feedback)
-    with Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True) as progress:
+    run = GradeRun(root, options)
+    with run.locked(), Progress(TextColumn("[bold]grading"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.description}"), console=console,
+                                transient=True) as progress:
         task = progress.add_task("", total=None)
 
         def on_progress(result):
             progress.update(task, advance=1, description=f"{result.student}/{result.lesson}")
 
-        run = GradeRun(root, options, on_progress=on_progress)
+        run.on_progress = on_progress
         report = run.run()
     print_summary(console, report, root)
     return 130 if report.interrupted else 0

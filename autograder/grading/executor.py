@@ -124,6 +124,13 @@ def _child_main(conn, job: JobSpec) -> None:
     code = 0
     try:
         os.setsid()  # its own process group: the parent kills all of it at once
+        # Nothing of the grader's but the pipe: multiprocessing hands every child the fork
+        # server's "alive" pipe and the resource tracker's. The fork server exits (and the
+        # kernel then ends what it started, see sandbox) only once no process holds the
+        # former, so a submission holding it would outlive a grader that was killed.
+        mine = conn.fileno()
+        os.closerange(3, mine)
+        os.closerange(mine + 1, os.sysconf("SC_OPEN_MAX"))
         os.environ.update(job.env)
         applied = sandbox.apply(job.sandbox)
         from autograder.grading import integrity

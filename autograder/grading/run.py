@@ -8,17 +8,22 @@ Per submission the pipeline is:
     finish    (main thread)  nbgrader scoring writes the gradebook; results and exports written
     cleanup   (main thread)  the database and role are dropped
 
-Only the main thread writes the gradebook and the result files. Everything for
-one submission is staged and then moved into place, and its result file is
-written last, with the submission's checksum: a re-run skips what is already
-graded (unless forced), and an interrupted run (Ctrl-C, a crash) leaves either
-the complete old result or the complete new one, never half of either.
+Only the main thread writes the gradebook and the result files, and only one
+run grades a course at a time (a lock file the kernel releases if the run dies).
+Everything for one submission is staged and then moved into place, and its
+result file is written last, with the submission's checksum: a re-run skips
+what is already graded (unless forced), and an interrupted run (Ctrl-C, a
+crash) leaves either the complete old result or the complete new one, never
+half of either; the next run clears what a killed one left (its staging folder,
+a temporary file, databases, see `GradingDatabases.sweep_stale`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -28,11 +33,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from autograder.course.api import course_api
 from autograder.course.layout import lessons as course_lessons
 from autograder.db.url import project_root
+from autograder.errors import SetupError
 from autograder.grading import exporters, sandbox
 from autograder.grading.autograde import SplitAutograde, SubmissionProblem, sanitized_code_cells
 from autograder.grading.databases import GradingDatabases
@@ -42,6 +48,7 @@ from autograder.grading.results import SubmissionResult, TestResult, checksum, t
 
 EXPORTS_DIR = "exports"
 STAGING_DIR = ".course/grading-staging"
+LOCK_FILE = ".course/grading.lock"
 RELEASE_FOR_GRADEBOOK = ".course/grading-release"
 
 
@@ -131,6 +138,7 @@ class GradeRun:
         self._drops: list[concurrent.futures.Future] = []
         self._timing_lock = threading.Lock()
         self.staging = self.root / STAGING_DIR / str(os.getpid())
+        self._lock_fd: int | None = None
 
     # ------------------------------------------------------------------ setup
     def _api(self):
@@ -173,8 +181,62 @@ class GradeRun:
 
     # ------------------------------------------------------------------ the run
     def run(self) -> RunReport:
-        with faster_nbgrader():  # nbgrader's per-submission costs, paid once per run
-            return self._run()
+        with self.locked():
+            self._clear_leftovers()
+            with faster_nbgrader():  # nbgrader's per-submission costs, paid once per run
+                return self._run()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the course's grading lock (SetupError if another run holds it). `run()` takes
+        it too; a caller may take it first, e.g. to refuse before drawing a progress bar."""
+        if self._lock_fd is not None:
+            yield
+            return
+        self._lock_fd = self._lock_course()
+        try:
+            yield
+        finally:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
+
+    def _lock_course(self) -> int:
+        """One run per course: two would write one SQLite gradebook from two processes and
+        sweep each other's staging. flock is released by the kernel if this process dies."""
+        path = self.root / LOCK_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise SetupError(f"Another `autograder grade` (pid {holder}) is grading {self.root}; "
+                             "wait for it to finish, or stop it (Ctrl-C) and run this again.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return fd
+
+    def _clear_leftovers(self) -> None:
+        """What a run killed outright (kill -9, a power cut) left behind. Under the lock, every
+        other staging folder is a dead run's."""
+        staging_root = self.root / STAGING_DIR
+        if staging_root.is_dir():
+            for folder in staging_root.iterdir():
+                if folder != self.staging:
+                    shutil.rmtree(folder, ignore_errors=True)
+        # Half-written result files (write_json_atomically's temporaries): never read, removed.
+        for tmp in (self.root / EXPORTS_DIR).glob("*/*/.*"):
+            if tmp.is_file():
+                tmp.unlink(missing_ok=True)
+        # A graded notebook being replaced: the old one is put back if the new one never arrived
+        # (its result.json is still the old one's), else it is removed.
+        for old in (self.root / "autograded").glob("*/.*.old"):
+            final = old.with_name(old.name[1:-len(".old")])
+            if final.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.rename(final)
 
     def _run(self) -> RunReport:
         started = time.monotonic()

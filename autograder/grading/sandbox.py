@@ -10,10 +10,19 @@ Applied in the child after fork, before any submission code runs, in this order:
    empty tmpfs; only what the code needs to import (the venv, the `autograder`
    package, Python itself) is bound back read-only. World-writable places
    (/tmp, /var/tmp, /dev/shm) are the submission's own work folder.
-3. resource limits: address space, CPU time, file size, open files, core dumps,
+3. `unshare(CLONE_NEWPID)` and a fork: the submission runs as process 1 of a
+   PID namespace of its own, with its own /proc. It can see and signal only its
+   own processes — not the grader, not a submission graded beside it — and when
+   it ends, the kernel ends every process it started, even one that left its
+   process group and session (a daemon waiting for the next submission on the
+   same uid). The process the grader forked stays outside, waits, and exits as
+   the submission did.
+4. resource limits: address space, CPU time, file size, open files, core dumps,
    and processes (a fork bomb stops at the limit).
-4. drop to an unprivileged uid/gid of its own (one per worker slot, so two
-   submissions never share a uid, cannot signal or read each other).
+5. drop to an unprivileged uid/gid of its own (one per worker slot, so two
+   submissions graded at once never share a uid, cannot signal or read each other).
+6. the parent-death signal: if the grader dies (kill -9, a crash), its fork server
+   exits and the kernel kills what it had started, down to the submission.
 
 What cannot be applied (not root, not Linux) is reported, never fatal: grading
 still works and the run's summary lists the protections that were off.
@@ -25,12 +34,17 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import select
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+MS_NOEXEC = 8
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
@@ -42,7 +56,7 @@ MS_PRIVATE = 1 << 18
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
 
-PROTECTIONS = ("network", "filesystem", "user", "limits")
+PROTECTIONS = ("network", "filesystem", "processes", "user", "limits")
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ def _libc():
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         libc.unshare.argtypes = [ctypes.c_int]
+        libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         _LIBC = libc
     return _LIBC
 
@@ -152,16 +167,59 @@ def _set_limits(limits: Limits, root: bool) -> None:
         cap(resource.RLIMIT_NPROC, limits.processes)
 
 
+def _die_with_parent(libc, parent: int) -> None:
+    """SIGKILL this process when its parent ends; if the parent has already gone, end now.
+
+    The kernel clears the setting when the process changes uid, so it is set after that."""
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    if os.getppid() != parent:
+        os._exit(70)
+
+
+def _namespace_init(libc) -> int | None:
+    """Fork into a new PID namespace. Returns, in the new process (process 1 of the namespace),
+    the read end of a pipe that reports its parent's death; the parent never returns: it waits
+    for the submission and exits as it did, so the grader sees one process end one way."""
+    _check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+    alive_r, alive_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(alive_w)
+        # Its own /proc: process ids of this namespace only (we are in a mount namespace of our own).
+        _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        return alive_r
+    # The keeper: outside the namespace, holding nothing of the submission's (not its pipe).
+    os.close(alive_r)
+    try:
+        os.closerange(3, alive_w)
+        os.closerange(alive_w + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        while True:
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                signal.signal(sig, signal.SIG_DFL)
+                os.kill(os.getpid(), sig)  # end by the same signal: the grader names it
+                os._exit(128 + sig)
+            if os.WIFEXITED(status):
+                os._exit(os.WEXITSTATUS(status))
+    finally:
+        os._exit(70)
+
+
 def apply(spec: SandboxSpec) -> Applied:
     """Confine the current (freshly forked) process. Never raises for a missing feature."""
     applied = Applied()
-    root = sys.platform.startswith("linux") and os.geteuid() == 0
+    parent = os.getppid()
+    linux = sys.platform.startswith("linux")
+    root = linux and os.geteuid() == 0
+    alive_r = None
     if not spec.isolate:
-        for name in ("network", "filesystem", "user"):
+        for name in ("network", "filesystem", "processes", "user"):
             applied.off[name] = "isolation disabled for this run"
     elif not root:
-        reason = "needs root on Linux" if sys.platform.startswith("linux") else "needs Linux"
-        for name in ("network", "filesystem", "user"):
+        reason = "needs root on Linux" if linux else "needs Linux"
+        for name in ("network", "filesystem", "processes", "user"):
             applied.off[name] = reason
     else:
         libc = _libc()
@@ -176,6 +234,15 @@ def apply(spec: SandboxSpec) -> Applied:
             applied.on.append("filesystem")
         except OSError as exc:
             applied.off["filesystem"] = str(exc)
+        if "filesystem" not in applied.on:
+            applied.off["processes"] = "needs the filesystem protection (a /proc of its own)"
+        else:
+            try:
+                _die_with_parent(libc, parent)  # the keeper too: it ends with the fork server
+                alive_r = _namespace_init(libc)
+                applied.on.append("processes")
+            except OSError as exc:
+                applied.off["processes"] = str(exc)
     try:
         _set_limits(spec.limits, root and spec.isolate)
         applied.on.append("limits")
@@ -189,6 +256,18 @@ def apply(spec: SandboxSpec) -> Applied:
             applied.on.append("user")
         except OSError as exc:
             applied.off["user"] = str(exc)
+    if linux:
+        libc = _libc()
+        if alive_r is not None:  # process 1 of its namespace: its parent is the keeper, outside
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if select.select([alive_r], [], [], 0)[0]:  # the keeper ended before that took effect
+                os._exit(70)
+            os.close(alive_r)
+        else:
+            try:
+                _die_with_parent(libc, parent)
+            except OSError:
+                pass  # a convenience when not isolated: the pipe still ends an idle process
     workdir = "/tmp" if "filesystem" in applied.on else str(spec.workdir)
     os.chdir(workdir)
     os.environ.update(HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",

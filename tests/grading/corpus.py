@@ -306,6 +306,44 @@ def _wrong_with(code: str):
     return solution_with(code, "ex_add_products", "wrong")
 
 
+DAEMON_KILLER = """\
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        me, end = os.getpid(), time.monotonic() + 60
+        while time.monotonic() < end:
+            for name in os.listdir('/proc'):
+                if name.isdigit() and int(name) != me:
+                    try:
+                        os.kill(int(name), 9)
+                    except OSError:
+                        pass
+            time.sleep(0.01)
+    os._exit(0)
+time.sleep(0.2)
+"""
+
+# The same daemon aimed at what stays behind as root: the intermediate process, the fork
+# server and the grader (their pids, counted from its own, are close by).
+DAEMON_KILLS_THE_GRADER = """\
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        me, end = os.getpid(), time.monotonic() + 20
+        while time.monotonic() < end:
+            for pid in [*range(max(2, me - 3000), me), os.getppid()]:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+    os._exit(0)
+time.sleep(0.2)
+"""
+
+
 CASES: list[Case] = [
     # --- legitimate submissions graded in the same run: their grades must be exact
     Case("good_solution", lambda b: b["solution"], FULL, ("3 of 3 tests passed",), min_score=FULL),
@@ -328,6 +366,10 @@ CASES: list[Case] = [
     Case("kill_the_grader", release_with(
         "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
         "    except OSError as exc:\n        print('refused', exc)"), 0.0, ("0 of 3 tests passed",)),
+    # A process that leaves its process group and session, and for a minute kills every process
+    # it can signal: the submissions graded after it must not be among them.
+    Case("daemon_kills_later_submissions", release_with(DAEMON_KILLER), 0.0, ("0 of 3 tests passed",)),
+    Case("daemon_kills_the_grader", release_with(DAEMON_KILLS_THE_GRADER), 0.0, ("0 of 3 tests passed",)),
     # --- resources
     Case("huge_output", release_with("print('x' * 50_000_000)"), 0.0, ("0 of 3 tests passed",)),
     Case("fork_bomb", release_with(

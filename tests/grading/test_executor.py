@@ -1,6 +1,9 @@
 """The forked, sandboxed cell runner: outputs, deadlines, crashes, limits, isolation."""
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,7 +101,7 @@ def test_hidden_course_files_and_network_are_out_of_reach(executor, tmp_path):
         "import os; print(os.getuid(), os.getcwd())",
         f"open({str(project_root() / 'escape.txt')!r}, 'w')",
     ])
-    assert set(r.protections.on) == {"network", "filesystem", "user", "limits"}
+    assert set(r.protections.on) == {"network", "filesystem", "processes", "user", "limits"}
     assert errors(r, 0)[0]["ename"] == "FileNotFoundError"
     assert errors(r, 1), "no network: even loopback is unreachable in a fresh namespace"
     assert texts(r, 2) == f"{sandbox.SANDBOX_UID_BASE} /tmp\n"
@@ -157,3 +160,79 @@ def test_each_submission_starts_from_the_servers_pristine_shell(executor, tmp_pa
     assert texts(second, 1) == "True\n"  # the shell knows this process's folder, not the server's
     assert second.cells[2]["outputs"] == [{"output_type": "execute_result", "data": {"text/plain": "42"},
                                            "metadata": {}, "execution_count": 3}]
+
+
+TOUCHER = """\
+import os, time
+if os.fork() == 0:
+    os.setsid()  # out of the process group and the session the grader kills
+    if os.fork() == 0:
+        while True:
+            with open('/tmp/alive', 'a') as f:
+                f.write('.')
+            time.sleep(0.02)
+    os._exit(0)
+time.sleep(0.3)
+"""
+
+
+def _still_written(path: Path, seconds: float = 0.5) -> bool:
+    before = path.stat().st_size
+    time.sleep(seconds)
+    return path.stat().st_size != before
+
+
+def test_a_process_that_left_the_session_ends_with_the_submission(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("a PID namespace needs root on Linux")
+    r = run(executor, tmp_path, [TOUCHER, "print('done')"])
+    assert texts(r, 1) == "done\n" and "processes" in r.protections.on
+    marker = tmp_path / "job0" / "alive"
+    assert marker.exists(), "the daemon ran while the submission did"
+    assert not _still_written(marker), "a daemon outlived its submission"
+
+
+def test_the_submission_sees_and_signals_only_its_own_processes(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("a PID namespace needs root on Linux")
+    r = run(executor, tmp_path, [
+        "import os\nprint(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
+        f"os.kill({os.getpid()}, 0)",  # the grader's pid, as the grader knows it
+    ])
+    assert texts(r, 0) == "1 [1]\n"
+    assert errors(r, 1)[0]["ename"] == "ProcessLookupError"
+
+
+def test_a_grader_killed_outright_takes_its_submissions_with_it(tmp_path):
+    # kill -9 of the grader: nothing calls Executor._kill, yet no submission may run on.
+    workdir = tmp_path / "job"
+    sandbox.prepare_workdir(workdir, 0)
+    script = tmp_path / "grader.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(project_root())!r})
+from pathlib import Path
+from autograder.grading import sandbox
+from autograder.grading.executor import Deadlines, Executor, JobSpec
+spec = sandbox.SandboxSpec(workdir=Path({str(workdir)!r}), isolate={ROOT!r},
+                           hide=[Path({str(project_root())!r}), Path('/root')],
+                           keep=[Path({str(project_root() / '.venv')!r}), Path({str(project_root() / 'autograder')!r}),
+                                 Path('/root/.pyenv')])
+job = JobSpec(env={{}}, sandbox=spec, deadlines=Deadlines(cell=600, notebook=600))
+here = '/tmp' if {ROOT!r} else {str(workdir)!r}
+Executor().execute([(0, "import time\\nwhile True:\\n    open(here + '/alive', 'a').write('.'); time.sleep(0.02)"
+                        .replace('here', repr(here)))], job)
+""")
+    grader = subprocess.Popen([sys.executable, str(script)])
+    marker = workdir / "alive"
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the submission never started"
+        assert _still_written(marker, 0.3)
+    finally:
+        grader.kill()
+        grader.wait()
+    time.sleep(0.5)  # the fork server notices, then the kernel ends what it started
+    assert not _still_written(marker), "the submission ran on after its grader was killed"

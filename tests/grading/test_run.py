@@ -192,3 +192,92 @@ def test_the_cli_prints_a_summary_and_grade_one_prints_json(tmp_path):
     missing = subprocess.run([AUTOGRADER, "grade", "--course", str(tmp_path)], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.startswith("error: There is no submitted/ folder")
     assert "Traceback" not in missing.stderr
+
+
+def test_a_second_run_on_the_same_course_is_refused_with_a_sentence(tmp_path):
+    import fcntl
+
+    solution, _ = _notebooks()
+    submit(tmp_path, "ada", solution)
+    lock = tmp_path / ".course" / "grading.lock"
+    lock.parent.mkdir(parents=True)
+    with open(lock, "w") as held:  # as a run in another process holds it
+        held.write("4242\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        from autograder.errors import SetupError
+
+        with pytest.raises(SetupError, match=r"Another `autograder grade` \(pid 4242\) is grading"):
+            GradeRun(tmp_path, GradeOptions(workers=1)).run()
+        cli = subprocess.run([AUTOGRADER, "grade", "--course", str(tmp_path)], capture_output=True, text=True)
+        assert cli.returncode == 2 and cli.stderr.startswith("error: Another `autograder grade`"), cli.stderr
+        assert not (tmp_path / EXPORTS_DIR).exists()  # nothing was touched
+    [graded] = GradeRun(tmp_path, GradeOptions(workers=1)).run().results  # free again
+    assert graded.score == 7.0
+
+
+def test_a_grader_killed_outright_leaves_whole_results_and_the_next_run_clears_up_and_finishes(tmp_path):
+    solution, release = _notebooks()
+    # A submission that keeps writing while it runs: if it outlived its grader, the file would grow.
+    busy = nbformat.from_dict(json.loads(nbformat.writes(release)))
+    busy.cells.insert(2, nbformat.v4.new_code_cell(
+        "import time\nfor _ in range(3000):\n    open('/tmp/alive' if __import__('os').getuid() else 'alive', 'a')"
+        ".write('.')\n    time.sleep(0.01)"))
+    submit(tmp_path, "fast", solution)
+    for student in ("slow1", "slow2"):
+        submit(tmp_path, student, busy)
+    proc = subprocess.Popen([AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        markers = []
+        while not markers and time.monotonic() < deadline:
+            markers = list((tmp_path / ".course" / "grading-staging").glob("*/work/*/alive"))
+            time.sleep(0.1)
+        assert markers, "the busy submission never started"
+        time.sleep(0.5)
+    finally:
+        proc.kill()  # SIGKILL: no handler, no clean-up of its own
+        proc.wait()
+    [marker] = markers
+    time.sleep(1.0)  # the fork server notices, the kernel ends what it started
+    size = marker.stat().st_size
+    time.sleep(0.5)
+    assert marker.stat().st_size == size, "a submission ran on after its grader was killed"
+    for path in (tmp_path / EXPORTS_DIR).glob("*/*/*.json"):
+        json.loads(path.read_text())  # whatever was written is whole
+    assert {p.parent.name for p in (tmp_path / EXPORTS_DIR).glob("*/*/result.json")} <= {"fast"}
+    # A dot-file left as if killed mid-write, and a notebook caught mid-replacement: cleared up.
+    (tmp_path / EXPORTS_DIR / LESSON / "fast").mkdir(parents=True, exist_ok=True)
+    (tmp_path / EXPORTS_DIR / LESSON / "fast" / ".result.json.x1y2").write_text('{"half": ')
+    killed_staging = marker.parents[2]
+
+    report = GradeRun(tmp_path, GradeOptions(workers=2)).run()
+    graded = {r.student for r in report.results} | {s.student for s in report.skipped}
+    assert graded == {"fast", "slow1", "slow2"}
+    assert not killed_staging.exists()
+    assert not [p for p in (tmp_path / EXPORTS_DIR).rglob(".*")]
+
+    async def leftovers():
+        dbs, cluster = GradingDatabases.open_for_run()
+        await dbs.connect()
+        try:
+            return [n for n in await dbs.names() if n.startswith(f"grade_{proc.pid}_")]
+        finally:
+            await dbs.close()
+            if cluster is not None:
+                cluster.release()
+
+    assert asyncio.run(leftovers()) == []  # the next run swept the killed run's databases
+
+
+def test_a_notebook_caught_mid_replacement_is_put_back(tmp_path):
+    solution, _ = _notebooks()
+    submit(tmp_path, "ada", solution)
+    GradeRun(tmp_path, GradeOptions(workers=1)).run()
+    final = tmp_path / "autograded" / "ada" / LESSON
+    final.rename(final.with_name(f".{LESSON}.old"))  # killed between moving the old one aside and the new in
+    again = GradeRun(tmp_path, GradeOptions(workers=1)).run()
+    assert [s.student for s in again.skipped] == ["ada"]  # its result stands ...
+    assert (final / f"{LESSON}.ipynb").exists()  # ... and so does the notebook it was made from
+    assert not final.with_name(f".{LESSON}.old").exists()

@@ -5,13 +5,16 @@ Applied in the child after fork, before any submission code runs, in this order:
 1. `unshare(CLONE_NEWNET)`: a fresh network namespace with no interfaces up —
    no network at all. PostgreSQL stays reachable through its unix socket, which
    is a file, not a network endpoint.
-2. `unshare(CLONE_NEWNS)` and private mounts: the course folder (hidden tests in
-   `solutions/`, the gradebook, other submissions) and root's home are covered by
-   empty tmpfs; only what the code needs to import (the venv, the `autograder`
-   package, Python itself) is bound back read-only. World-writable places
-   (/tmp, /var/tmp, /dev/shm) are the submission's own work folder.
-3. `unshare(CLONE_NEWPID)` and a fork: the submission runs as process 1 of a
-   PID namespace of its own, with its own /proc. It can see and signal only its
+2. `unshare(CLONE_NEWNS)` and private mounts: every file system is read-only
+   (whatever world-writable folders a machine has); the course folder (hidden
+   tests in `solutions/`, the gradebook, other submissions) and root's home are
+   covered by empty tmpfs; only what the code needs to import (the venv, the
+   `autograder` package, Python itself) is bound back read-only. The usual
+   world-writable places (/tmp, /var/tmp, /dev/shm) are the submission's own
+   work folder, the one place it can write.
+3. `unshare(CLONE_NEWPID | CLONE_NEWIPC)` and a fork: the submission runs as
+   process 1 of a PID namespace of its own, with its own /proc (and its own
+   System V and POSIX message-queue IPC, shared with nobody). It can see and signal only its
    own processes — not the grader, not a submission graded beside it — and when
    it ends, the kernel ends every process it started, even one that left its
    process group and session (a daemon waiting for the next submission on the
@@ -43,6 +46,7 @@ from pathlib import Path
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWIPC = 0x08000000
 PR_SET_PDEATHSIG = 1
 MS_NOEXEC = 8
 MS_RDONLY = 1
@@ -54,6 +58,11 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
 WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+# Kernel file systems keep their own permissions (a device node stays writable on a read-only
+# mount anyway); every other mount is made read-only for the submission.
+_KERNEL_MOUNTS = ("/proc", "/sys", "/dev")
+_MOUNT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
+                  "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
 SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
 
 PROTECTIONS = ("network", "filesystem", "processes", "user", "limits")
@@ -120,6 +129,34 @@ def _bind_readonly(libc, fd_path: str, target: str) -> None:
     _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
+def _mount_points() -> list[tuple[str, int]]:
+    """(mount point, per-mount flags to keep) for every mount this process sees."""
+    points = []
+    with open("/proc/self/mountinfo") as info:
+        for line in info:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")  # \040 for a space, as the kernel writes it
+            flags = 0
+            for option in fields[5].split(","):
+                flags |= _MOUNT_OPTIONS.get(option, 0)
+            points.append((point, flags))
+    return points
+
+
+def _read_only(libc) -> None:
+    """Every mount read-only, but the kernel's (see _KERNEL_MOUNTS)."""
+    for point, flags in _mount_points():
+        if any(point == k or point.startswith(k + "/") for k in _KERNEL_MOUNTS):
+            continue
+        try:
+            _mount(libc, None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+        except OSError:
+            if point == "/":
+                raise
+            # A mount hidden under another, or one the kernel will not change: checked by
+            # the tests on the places that matter (/ and what lives on it).
+
+
 def _hide_and_keep(libc, spec: SandboxSpec) -> None:
     """Cover `hide` folders with tmpfs; bind `keep` paths and the workdir back."""
     # Open everything we need *before* covering its parents: a bind mount from
@@ -131,11 +168,14 @@ def _hide_and_keep(libc, spec: SandboxSpec) -> None:
     work_fd = os.open(spec.workdir, os.O_PATH | os.O_DIRECTORY)
     try:
         _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+        _read_only(libc)
         # World-writable places first: anything that lived under them (a checkout in
         # /tmp, another submission's folder) is gone from view with them.
         for place in WORLD_WRITABLE:
             if Path(place).is_dir():
                 _mount(libc, f"/proc/self/fd/{work_fd}", place, None, MS_BIND)
+                # A bind mount takes its source mount's flags (read-only by now): writable again.
+                _mount(libc, None, place, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
         for folder in sorted(set(spec.hide), key=lambda p: len(p.parts)):
             if folder.is_dir():
                 _mount(libc, "tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
@@ -180,7 +220,7 @@ def _namespace_init(libc) -> int | None:
     """Fork into a new PID namespace. Returns, in the new process (process 1 of the namespace),
     the read end of a pipe that reports its parent's death; the parent never returns: it waits
     for the submission and exits as it did, so the grader sees one process end one way."""
-    _check(libc.unshare(CLONE_NEWPID), "unshare(CLONE_NEWPID)")
+    _check(libc.unshare(CLONE_NEWPID | CLONE_NEWIPC), "unshare(CLONE_NEWPID | CLONE_NEWIPC)")
     alive_r, alive_w = os.pipe()
     pid = os.fork()
     if pid == 0:

@@ -236,3 +236,29 @@ Executor().execute([(0, "import time\\nwhile True:\\n    open(here + '/alive', '
         grader.wait()
     time.sleep(0.5)  # the fork server notices, then the kernel ends what it started
     assert not _still_written(marker), "the submission ran on after its grader was killed"
+
+
+def test_a_world_writable_folder_anywhere_is_read_only_to_the_submission(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("isolation needs root on Linux")
+    # A machine may have world-writable folders we do not know of (a spool, a cache, a mail drop).
+    folder = Path("/var/lib") / f"autograder-test-{os.getpid()}"
+    folder.mkdir()
+    try:
+        folder.chmod(0o1777)
+        r = run(executor, tmp_path, [f"open({str(folder / 'dropped')!r}, 'w').write('x')",
+                                     "open('/tmp/mine', 'w').write('ok')"])
+        assert errors(r, 0) and "Read-only file system" in errors(r, 0)[0]["evalue"]
+        assert not (folder / "dropped").exists()
+        assert not errors(r, 1) and (tmp_path / "job0" / "mine").read_text() == "ok"  # its own folder still is
+    finally:
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+
+
+def test_ipc_is_the_submissions_own(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("an IPC namespace needs root on Linux")
+    r = run(executor, tmp_path, ["print(open('/proc/sysvipc/shm').read().count('\\n'))"])
+    assert texts(r, 0) == "1\n"  # the header only: no segment of the host's or of another submission

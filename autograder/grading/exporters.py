@@ -1,8 +1,8 @@
 """Results in the formats other tools read.
 
-* Gradescope autograder `results.json`: top-level score/max_score/execution_time/
-  output/visibility/tests; per test score, max_score, name, number, output,
-  visibility, status. Only `output` is shown to the student, so it carries the
+* Gradescope autograder `results.json`: top-level score/execution_time/output/
+  visibility/stdout_visibility/extra_data/tests; per test score, max_score, name,
+  number, output, visibility, status. Only `output` is shown to the student, so it carries the
   check's message and never test code.
 * Exercism test-runner interface, version 3: status pass | fail | error (error:
   nothing could run, with a message), per test name/status/message/output
@@ -35,11 +35,12 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
         })
     return {
         "score": result.score,
-        "max_score": result.max_score,
         "execution_time": round(result.execution_time, 3),
         "output": result.verdict,
         "visibility": "visible",
         "stdout_visibility": "hidden",
+        # The spec has no top-level maximum (the assignment's is set in Gradescope); kept for instructors.
+        "extra_data": {"max_score": result.max_score, "status": result.status},
         "tests": tests,
     }
 

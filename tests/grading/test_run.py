@@ -73,29 +73,40 @@ def test_a_rerun_skips_what_is_already_graded_and_regrades_what_changed(course):
     assert [r.student for r in forced.results] == ["ada"]
 
 
-# Published field lists (Gradescope "Autograder Specifications"; Exercism test runner interface v3).
+# Published field lists (Gradescope "Autograder Specifications"; Exercism test runner interface v3):
+# every field we write must be one of them, and the ones we rely on must be there.
+GRADESCOPE_TOP_ALLOWED = {"score", "execution_time", "output", "output_format", "test_output_format",
+                          "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+                          "leaderboard"}
 GRADESCOPE_TOP = {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
 GRADESCOPE_VISIBILITY = {"visible", "hidden", "after_due_date", "after_published"}
+GRADESCOPE_TEST_ALLOWED = {"score", "max_score", "status", "name", "name_format", "number", "output",
+                           "output_format", "tags", "visibility", "extra_data"}
 GRADESCOPE_TEST = {"score", "max_score", "name", "number", "output", "visibility", "status"}
+EXERCISM_TOP_ALLOWED = {"version", "status", "message", "tests"}
 EXERCISM_TOP = {"version", "status", "tests"}
+EXERCISM_TEST_ALLOWED = {"name", "test_code", "status", "message", "output", "task_id"}
 EXERCISM_TEST = {"name", "status", "test_code"}
 
 
 def check_gradescope(data: dict) -> None:
-    assert GRADESCOPE_TOP <= set(data) and data["visibility"] in GRADESCOPE_VISIBILITY
+    assert GRADESCOPE_TOP <= set(data) <= GRADESCOPE_TOP_ALLOWED, set(data) - GRADESCOPE_TOP_ALLOWED
+    assert data["visibility"] in GRADESCOPE_VISIBILITY
     assert isinstance(data["score"], float) and isinstance(data["execution_time"], float)
     for test in data["tests"]:
-        assert GRADESCOPE_TEST <= set(test), test
+        assert GRADESCOPE_TEST <= set(test) <= GRADESCOPE_TEST_ALLOWED, test
         assert test["status"] in {"passed", "failed"} and test["visibility"] in GRADESCOPE_VISIBILITY
         assert 0 <= test["score"] <= test["max_score"]
 
 
 def check_exercism(data: dict) -> None:
-    assert EXERCISM_TOP <= set(data) and data["version"] == 3 and data["status"] in {"pass", "fail", "error"}
+    assert EXERCISM_TOP <= set(data) <= EXERCISM_TOP_ALLOWED, set(data) - EXERCISM_TOP_ALLOWED
+    assert data["version"] == 3 and data["status"] in {"pass", "fail", "error"}
     if data["status"] == "error":
         assert data["message"]
     for test in data["tests"]:
-        assert EXERCISM_TEST <= set(test) and test["status"] in {"pass", "fail", "error"}
+        assert EXERCISM_TEST <= set(test) <= EXERCISM_TEST_ALLOWED, test
+        assert test["status"] in {"pass", "fail", "error"}
         if test["status"] != "pass":
             assert test["message"]
         assert len(test.get("output", "")) <= 500

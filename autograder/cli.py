@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from autograder.grading import startup
+
+    if startup.wants_grading(list(sys.argv[1:] if argv is None else argv)):
+        startup.begin()  # before building the parser: the other commands import SQLAlchemy
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.commands.grade import add_grading_options, options_from, start_grading_process
+from autograder.commands.grade import (
+    add_grading_options,
+    options_from,
+    out_of_the_collectors_sight,
+    start_grading_process,
+)
 from autograder.course.layout import lessons
 from autograder.errors import SetupError
 
@@ -69,4 +74,5 @@ def cmd_grade_one(args: argparse.Namespace) -> int:
                "exercism": exporters.exercism(result)}[args.format]
     json.dump(payload, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
+    out_of_the_collectors_sight()  # for the exit
     return 0

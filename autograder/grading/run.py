@@ -139,6 +139,7 @@ class GradeRun:
         self._timing_lock = threading.Lock()
         self.staging = self.root / STAGING_DIR / str(os.getpid())
         self._lock_fd: int | None = None
+        self._warming: threading.Thread | None = None
 
     # ------------------------------------------------------------------ setup
     def _api(self):
@@ -267,8 +268,10 @@ class GradeRun:
                 self.report.database_note = ("GRADING_DATABASE_URL is an external server: each submission gets its own "
                                              "database and role, but whether other roles can log in depends on "
                                              "that server's pg_hba.conf")
-            warm.join()
             self._timed("setup", time.monotonic() - started)
+            # Not joined here: the first submissions are prepared while the fork server
+            # finishes its imports; each worker waits for it before its first fork.
+            self._warming = warm
             self._pipeline(api, dbs, loop, todo)
             if self.options.feedback and not self._stop.is_set():
                 self._feedback()
@@ -359,7 +362,11 @@ class GradeRun:
         cells, graded = sanitized_code_cells(sanitized[0])
 
         def work():
+            t0 = time.monotonic()
+            if self._warming is not None and self._warming.is_alive():
+                self._warming.join()
             t1 = time.monotonic()
+            self._timed("setup", t1 - t0)  # (a worker's wait for the fork server)
             database = database_future.result(timeout=120)
             self._timed("database", time.monotonic() - t1)
             context["database"] = database

@@ -376,8 +376,11 @@ def main() -> int:
                   f" not the timed run):")
             print("  GradeRun.report.phase_seconds (summed over submissions; execute runs in parallel):")
             for phase, sec in b["phase_seconds"].items():
-                if phase in ("setup", "teardown"):  # once per run, not per submission
-                    print(f"    {phase:<10} {fmt(sec)} s (once: {'cluster start, fork server ready' if phase == 'setup' else 'drops finished, cluster stopped'})")
+                once = {"setup": "cluster start, nbgrader ready",
+                        "fork server wait": "workers waiting for the fork server's imports, summed",
+                        "teardown": "drops finished, cluster stopped"}
+                if phase in once:  # at the start or the end of the run, not per submission
+                    print(f"    {phase:<10} {fmt(sec)} s (once: {once[phase]})")
                 else:
                     print(f"    {phase:<10} {fmt(sec)} s total, {sec / max(b['n'], 1):.3f} s/submission")
             print("  steps (wrapped, summed; [db thread] runs beside the main thread):")

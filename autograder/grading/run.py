@@ -366,7 +366,7 @@ class GradeRun:
             if self._warming is not None and self._warming.is_alive():
                 self._warming.join()
             t1 = time.monotonic()
-            self._timed("setup", t1 - t0)  # (a worker's wait for the fork server)
+            self._timed("fork server wait", t1 - t0)  # at the start only, while it imports
             database = database_future.result(timeout=120)
             self._timed("database", time.monotonic() - t1)
             context["database"] = database

@@ -14,8 +14,8 @@ Applied in the child after fork, before any submission code runs, in this order:
    work folder, the one place it can write.
 3. `unshare(CLONE_NEWPID | CLONE_NEWIPC)` and a fork: the submission runs as
    process 1 of a PID namespace of its own, with its own /proc (and its own
-   System V and POSIX message-queue IPC, shared with nobody). It can see and signal only its
-   own processes — not the grader, not a submission graded beside it — and when
+   System V and POSIX message-queue IPC, shared with nobody). It can see and
+   signal only its own processes — not the grader, not a submission graded beside it — and when
    it ends, the kernel ends every process it started, even one that left its
    process group and session (a daemon waiting for the next submission on the
    same uid). The process the grader forked stays outside, waits, and exits as
@@ -25,7 +25,8 @@ Applied in the child after fork, before any submission code runs, in this order:
 5. drop to an unprivileged uid/gid of its own (one per worker slot, so two
    submissions graded at once never share a uid, cannot signal or read each other).
 6. the parent-death signal: if the grader dies (kill -9, a crash), its fork server
-   exits and the kernel kills what it had started, down to the submission.
+   exits (no submission holds its "alive" pipe: the executor closes every inherited
+   descriptor) and the kernel kills what it had started, down to the submission.
 
 What cannot be applied (not root, not Linux) is reported, never fatal: grading
 still works and the run's summary lists the protections that were off.
@@ -35,7 +36,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
+import re
 import resource
 import select
 import signal
@@ -63,6 +66,7 @@ WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 _KERNEL_MOUNTS = ("/proc", "/sys", "/dev")
 _MOUNT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
                   "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")  # how /proc/self/mountinfo writes space, tab, newline, backslash
 SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
 
 PROTECTIONS = ("network", "filesystem", "processes", "user", "limits")
@@ -135,7 +139,7 @@ def _mount_points() -> list[tuple[str, int]]:
     with open("/proc/self/mountinfo") as info:
         for line in info:
             fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")  # \040 for a space, as the kernel writes it
+            point = _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040: a space
             flags = 0
             for option in fields[5].split(","):
                 flags |= _MOUNT_OPTIONS.get(option, 0)
@@ -150,11 +154,11 @@ def _read_only(libc) -> None:
             continue
         try:
             _mount(libc, None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
-        except OSError:
-            if point == "/":
+        except OSError as exc:
+            # A mount covered by another one is out of reach anyway: its path now leads
+            # elsewhere (not a mount point, or gone). Anything else turns the protection off.
+            if point == "/" or exc.errno not in (errno.EINVAL, errno.ENOENT):
                 raise
-            # A mount hidden under another, or one the kernel will not change: checked by
-            # the tests on the places that matter (/ and what lives on it).
 
 
 def _hide_and_keep(libc, spec: SandboxSpec) -> None:
@@ -216,18 +220,22 @@ def _die_with_parent(libc, parent: int) -> None:
         os._exit(70)
 
 
-def _namespace_init(libc) -> int | None:
+def _namespace_init(libc) -> tuple[int, str | None]:
     """Fork into a new PID namespace. Returns, in the new process (process 1 of the namespace),
-    the read end of a pipe that reports its parent's death; the parent never returns: it waits
-    for the submission and exits as it did, so the grader sees one process end one way."""
+    the read end of a pipe that reports its parent's death, and why /proc could not be its own
+    (None when it is); the parent never returns: it waits for the submission and exits as it
+    did, so the grader sees one process end one way."""
     _check(libc.unshare(CLONE_NEWPID | CLONE_NEWIPC), "unshare(CLONE_NEWPID | CLONE_NEWIPC)")
     alive_r, alive_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(alive_w)
         # Its own /proc: process ids of this namespace only (we are in a mount namespace of our own).
-        _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        return alive_r
+        try:
+            _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except OSError as exc:
+            return alive_r, str(exc)
+        return alive_r, None
     # The keeper: outside the namespace, holding nothing of the submission's (not its pipe).
     os.close(alive_r)
     try:
@@ -279,8 +287,11 @@ def apply(spec: SandboxSpec) -> Applied:
         else:
             try:
                 _die_with_parent(libc, parent)  # the keeper too: it ends with the fork server
-                alive_r = _namespace_init(libc)
-                applied.on.append("processes")
+                alive_r, no_proc = _namespace_init(libc)
+                if no_proc is None:
+                    applied.on.append("processes")
+                else:  # it cannot signal outside, but sees the host's process list
+                    applied.off["processes"] = f"a /proc of its own: {no_proc}"
             except OSError as exc:
                 applied.off["processes"] = str(exc)
     try:

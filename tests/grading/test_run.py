@@ -42,6 +42,21 @@ def result(root: Path, student: str) -> dict:
     return json.loads((root / EXPORTS_DIR / LESSON / student / "result.json").read_text())
 
 
+def databases_of_run(pid: int) -> list[str]:
+    """The grading databases a run (by its grader's pid) left on the grading cluster."""
+    async def names():
+        dbs, cluster = GradingDatabases.open_for_run()
+        await dbs.connect()
+        try:
+            return [n for n in await dbs.names() if n.startswith(f"grade_{pid}_")]
+        finally:
+            await dbs.close()
+            if cluster is not None:
+                cluster.release()
+
+    return asyncio.run(names())
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
@@ -173,17 +188,7 @@ def test_ctrl_c_leaves_complete_results_only_and_no_databases(tmp_path):
     assert graded == results, "only completely graded submissions are in autograded/"
     assert not (tmp_path / ".course" / "grading-staging" / str(proc.pid)).exists()
 
-    async def leftovers():
-        dbs, cluster = GradingDatabases.open_for_run()
-        await dbs.connect()
-        try:
-            return [n for n in await dbs.names() if n.startswith(f"grade_{proc.pid}_")]
-        finally:
-            await dbs.close()
-            if cluster is not None:
-                cluster.release()
-
-    assert asyncio.run(leftovers()) == []
+    assert databases_of_run(proc.pid) == []
     # the same command continues where it stopped
     report = GradeRun(tmp_path, GradeOptions(workers=2, deadlines=Deadlines(cell=60))).run()
     assert "fast" in {s.student for s in report.skipped}
@@ -269,17 +274,7 @@ def test_a_grader_killed_outright_leaves_whole_results_and_the_next_run_clears_u
     assert not killed_staging.exists()
     assert not [p for p in (tmp_path / EXPORTS_DIR).rglob(".*")]
 
-    async def leftovers():
-        dbs, cluster = GradingDatabases.open_for_run()
-        await dbs.connect()
-        try:
-            return [n for n in await dbs.names() if n.startswith(f"grade_{proc.pid}_")]
-        finally:
-            await dbs.close()
-            if cluster is not None:
-                cluster.release()
-
-    assert asyncio.run(leftovers()) == []  # the next run swept the killed run's databases
+    assert databases_of_run(proc.pid) == []  # the next run swept the killed run's databases
 
 
 def test_a_notebook_caught_mid_replacement_is_put_back(tmp_path):

@@ -149,14 +149,44 @@ def make_tables_once() -> Iterator[set[str]]:
             made.add(key)
         return None
 
+    previous = vars(metadata).get("create_all")  # an enclosing use's
     metadata.create_all = create_all  # an instance attribute: it shadows the method until removed
     try:
         yield made
     finally:
-        del metadata.create_all
+        if previous is None:
+            vars(metadata).pop("create_all", None)
+        else:
+            metadata.create_all = previous
+
+
+_RUNS = 0  # grading runs in this process using the speedups now
+_RUNS_LOCK = threading.Lock()
+_INSTALLED: contextlib.ExitStack | None = None
 
 
 @contextlib.contextmanager
 def faster_nbgrader() -> Iterator[None]:
-    with reuse_gradebook_engines(), make_tables_once(), validate_schema_once():
+    """All three, for as long as any grading run in this process is active. Runs that overlap
+    need not end in the order they started: the first to start installs them and the last to
+    end removes them (each one alone undoes itself only in last-in, first-out order)."""
+    global _RUNS, _INSTALLED
+    with _RUNS_LOCK:
+        if _RUNS == 0:
+            stack = contextlib.ExitStack()
+            try:
+                for speedup in (reuse_gradebook_engines(), make_tables_once(), validate_schema_once()):
+                    stack.enter_context(speedup)
+            except BaseException:
+                stack.close()
+                raise
+            _INSTALLED = stack
+        _RUNS += 1
+    try:
         yield
+    finally:
+        with _RUNS_LOCK:
+            _RUNS -= 1
+            if _RUNS == 0 and _INSTALLED is not None:
+                installed, _INSTALLED = _INSTALLED, None
+                installed.close()

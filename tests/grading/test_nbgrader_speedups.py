@@ -238,6 +238,18 @@ def test_faster_nbgrader_applies_both_speedups_and_undoes_both(url):
     assert_stock_nbgrader()
 
 
+def test_runs_that_overlap_in_one_process_each_undo_only_their_own(url):
+    outer = faster_nbgrader()
+    outer.__enter__()
+    inner = faster_nbgrader()
+    inner.__enter__()
+    outer.__exit__(None, None, None)  # the first to start ends first
+    with Gradebook(url()) as gb:  # the other run still works
+        gb.add_student("dora")
+    inner.__exit__(None, None, None)
+    assert_stock_nbgrader()
+
+
 def test_faster_nbgrader_undoes_both_when_the_body_raises():
     with pytest.raises(RuntimeError, match="grading failed"):
         with faster_nbgrader():

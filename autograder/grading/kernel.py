@@ -210,8 +210,13 @@ class Shell(InteractiveShell):
         self.history_manager.enabled = False
 
 
-def _new_shell() -> Shell:
-    shell = Shell(colors="nocolor", history_length=0, cache_size=0)
+def _new_shell(ipython_dir: str | None = None) -> Shell:
+    from traitlets.config import Config
+
+    # No history database from the start: an enabled HistoryManager opens a SQLite file in
+    # the profile, records a session in it and starts a thread that writes to it.
+    config = Config({"HistoryManager": {"enabled": False, "hist_file": ":memory:"}})
+    shell = Shell(ipython_dir=ipython_dir, colors="nocolor", history_length=0, cache_size=0, config=config)
     shell.display_pub = Publisher(shell=shell, parent=shell)
     shell.displayhook = Hook(shell=shell, cache_size=0, parent=shell)
     shell.display_trap.hook = shell.displayhook  # the trap installs it as sys.displayhook per cell
@@ -224,11 +229,20 @@ _PREPARED: Shell | None = None
 def prepare_shell() -> None:
     """Make the shell in the fork server, once: every forked submission gets its own copy.
 
-    Making an InteractiveShell (traits, magics, formatters, history) costs 25-30 ms in a
-    freshly forked child — a tenth of grading a lesson. It holds no process state a
-    fork breaks (no thread, no event loop: the loop is made by the first cell)."""
+    Making an InteractiveShell (traits, magics, formatters) costs 25-30 ms in a freshly
+    forked child — a tenth of grading a lesson. It holds no process state a fork breaks:
+    no thread, no open file (no history database), no event loop (the first cell makes
+    it). Its profile folder is a throwaway one, removed at once: nothing is written to
+    the grader's ~/.ipython, and each submission gets a profile in its own folder."""
+    import shutil
+    import tempfile
+
     global _PREPARED
-    _PREPARED = _new_shell()
+    scratch = tempfile.mkdtemp(prefix="autograder-ipython-")
+    try:
+        _PREPARED = _new_shell(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _make_shell(runner: "CellRunner") -> Shell:
@@ -236,8 +250,14 @@ def _make_shell(runner: "CellRunner") -> Shell:
     Shell.runner = Publisher.runner = Hook.runner = runner
     shell, _PREPARED = _PREPARED, None
     if shell is None:
-        return _new_shell()
-    shell.user_ns["_dh"] = [os.getcwd()]  # made in the server's folder; this process has its own
+        return _new_shell(os.environ.get("IPYTHONDIR"))
+    # Made in the server's folder and profile; this process has its own (see sandbox.apply).
+    from IPython.core.profiledir import ProfileDir
+
+    ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(os.getcwd(), ".ipython")
+    shell.ipython_dir = ipython_dir
+    shell.profile_dir = ProfileDir.create_profile_dir_by_name(ipython_dir, "default")
+    shell.user_ns["_dh"] = [os.getcwd()]
     return shell
 
 

@@ -262,3 +262,24 @@ def test_ipc_is_the_submissions_own(executor, tmp_path):
         pytest.skip("an IPC namespace needs root on Linux")
     r = run(executor, tmp_path, ["print(open('/proc/sysvipc/shm').read().count('\\n'))"])
     assert texts(r, 0) == "1\n"  # the header only: no segment of the host's or of another submission
+
+
+def test_the_fork_server_writes_nothing_of_ipythons_and_runs_no_thread(tmp_path):
+    # The shell is made in the server: with a history database it would record a session in the
+    # grader's ~/.ipython and start a writer thread there, which every fork would inherit half of.
+    ipython_dir = tmp_path / "ipython"
+    probe = subprocess.run(
+        [sys.executable, "-c", "import threading, autograder.grading.preload\n"
+                               "print(threading.active_count())"],
+        capture_output=True, text=True, env={**os.environ, "IPYTHONDIR": str(ipython_dir)}, cwd=project_root())
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == "1"
+    assert not ipython_dir.exists()
+
+
+def test_the_submissions_ipython_profile_is_in_its_own_folder(executor, tmp_path):
+    r = run(executor, tmp_path, ["ip = get_ipython()\n"
+                                 "print(ip.profile_dir.location.startswith(ip.ipython_dir), ip.history_manager.enabled)",
+                                 "import os\nprint(os.path.isdir(get_ipython().profile_dir.location))"])
+    assert texts(r, 0) == "True False\n" and texts(r, 1) == "True\n"
+    assert (tmp_path / "job0" / ".ipython" / "profile_default").is_dir()

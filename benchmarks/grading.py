@@ -380,9 +380,9 @@ def main() -> int:
                         "fork server wait": "workers waiting for the fork server's imports, summed",
                         "teardown": "drops finished, cluster stopped"}
                 if phase in once:  # at the start or the end of the run, not per submission
-                    print(f"    {phase:<10} {fmt(sec)} s (once: {once[phase]})")
+                    print(f"    {phase:<16} {fmt(sec)} s (once: {once[phase]})")
                 else:
-                    print(f"    {phase:<10} {fmt(sec)} s total, {sec / max(b['n'], 1):.3f} s/submission")
+                    print(f"    {phase:<16} {fmt(sec)} s total, {sec / max(b['n'], 1):.3f} s/submission")
             print("  steps (wrapped, summed; [db thread] runs beside the main thread):")
             for label, sec in sorted(b["timers"].items(), key=lambda kv: -kv[1]):
                 c = b["counts"][label]

@@ -11,6 +11,7 @@ import pytest
 from autograder.db.url import project_root
 from autograder.grading import sandbox
 from autograder.grading.executor import Deadlines, Executor, JobSpec
+from tests.grading.support import grows, stops_growing
 
 ROOT = os.geteuid() == 0
 
@@ -176,12 +177,6 @@ time.sleep(0.3)
 """
 
 
-def _still_written(path: Path, seconds: float = 0.5) -> bool:
-    before = path.stat().st_size
-    time.sleep(seconds)
-    return path.stat().st_size != before
-
-
 def test_a_process_that_left_the_session_ends_with_the_submission(executor, tmp_path):
     if not ROOT:
         pytest.skip("a PID namespace needs root on Linux")
@@ -189,7 +184,7 @@ def test_a_process_that_left_the_session_ends_with_the_submission(executor, tmp_
     assert texts(r, 1) == "done\n" and "processes" in r.protections.on
     marker = tmp_path / "job0" / "alive"
     assert marker.exists(), "the daemon ran while the submission did"
-    assert not _still_written(marker), "a daemon outlived its submission"
+    assert stops_growing(marker), "a daemon outlived its submission"
 
 
 def test_the_submission_sees_and_signals_only_its_own_processes(executor, tmp_path):
@@ -230,12 +225,12 @@ Executor().execute([(0, "import time\\nwhile True:\\n    open(here + '/alive', '
         while not marker.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert marker.exists(), "the submission never started"
-        assert _still_written(marker, 0.3)
+        assert grows(marker)
     finally:
         grader.kill()
         grader.wait()
-    time.sleep(0.5)  # the fork server notices, then the kernel ends what it started
-    assert not _still_written(marker), "the submission ran on after its grader was killed"
+    # the fork server notices, then the kernel ends what it started
+    assert stops_growing(marker), "the submission ran on after its grader was killed"
 
 
 def test_a_world_writable_folder_anywhere_is_read_only_to_the_submission(executor, tmp_path):

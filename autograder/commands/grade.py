@@ -10,19 +10,13 @@ from typing import TYPE_CHECKING
 
 from autograder.db.url import project_root
 from autograder.errors import SetupError
+from autograder.grading import startup
 
 if TYPE_CHECKING:
     from autograder.grading.run import GradeOptions, RunReport
 
 # The grading modules are imported when a grading command runs, not when the CLI starts:
 # nbformat/nbgrader cost ~1.5 s to import, which every other command would pay too.
-
-
-def start_grading_process() -> None:
-    """First thing a grading command does (see autograder.grading.startup)."""
-    from autograder.grading import startup
-
-    startup.begin()
 
 
 def out_of_the_collectors_sight() -> None:
@@ -100,7 +94,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
                          "submitted/<student>/<lesson>/ (nbgrader's layout) or pass --course.")
     if args.workers < 1:
         raise SetupError("--workers must be at least 1.")
-    start_grading_process()  # before the heavy imports below
+    startup.begin()  # before the heavy imports below (already done when run from the CLI)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

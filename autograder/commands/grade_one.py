@@ -15,14 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autograder.commands.grade import (
-    add_grading_options,
-    options_from,
-    out_of_the_collectors_sight,
-    start_grading_process,
-)
+from autograder.commands.grade import add_grading_options, options_from, out_of_the_collectors_sight
 from autograder.course.layout import lessons
 from autograder.errors import SetupError
+from autograder.grading import startup
 
 if TYPE_CHECKING:
     from autograder.grading.results import SubmissionResult
@@ -50,7 +46,7 @@ def grade_one(notebook: Path, lesson: str, options) -> SubmissionResult:
         raise SetupError(f"There is no lesson {lesson!r}; choose one of: {', '.join(lessons())}.")
     if not notebook.is_file():
         raise SetupError(f"{notebook} is not a file.")
-    start_grading_process()  # before the heavy imports below
+    startup.begin()  # before the heavy imports below (already done when run from the CLI)
     from autograder.grading.run import GradeRun
 
     with tempfile.TemporaryDirectory(prefix="grade-one-") as tmp:

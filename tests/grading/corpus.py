@@ -306,42 +306,32 @@ def _wrong_with(code: str):
     return solution_with(code, "ex_add_products", "wrong")
 
 
-DAEMON_KILLER = """\
+def _daemon(targets: str, seconds: int, pause: float) -> str:
+    """A cell that forks a process which leaves its process group and session (so the grader's
+    group kill misses it) and for `seconds` SIGKILLs every pid the expression `targets` gives."""
+    return f"""\
 import os, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        me, end = os.getpid(), time.monotonic() + 60
+        me, end = os.getpid(), time.monotonic() + {seconds}
         while time.monotonic() < end:
-            for name in os.listdir('/proc'):
-                if name.isdigit() and int(name) != me:
-                    try:
-                        os.kill(int(name), 9)
-                    except OSError:
-                        pass
-            time.sleep(0.01)
-    os._exit(0)
-time.sleep(0.2)
-"""
-
-# The same daemon aimed at what stays behind as root: the intermediate process, the fork
-# server and the grader (their pids, counted from its own, are close by).
-DAEMON_KILLS_THE_GRADER = """\
-import os, time
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        me, end = os.getpid(), time.monotonic() + 20
-        while time.monotonic() < end:
-            for pid in [*range(max(2, me - 3000), me), os.getppid()]:
+            for pid in {targets}:
                 try:
                     os.kill(pid, 9)
                 except OSError:
                     pass
-            time.sleep(0.05)
+            time.sleep({pause})
     os._exit(0)
 time.sleep(0.2)
 """
+
+
+# Every process it can see but itself: later submissions that run as the same slot uid.
+DAEMON_KILLER = _daemon("[int(n) for n in os.listdir('/proc') if n.isdigit() and int(n) != me]", 60, 0.01)
+# What stays behind as root: the intermediate process, the fork server and the grader (their
+# pids, counted from its own, are close by).
+DAEMON_KILLS_THE_GRADER = _daemon("[*range(max(2, me - 3000), me), os.getppid()]", 20, 0.05)
 
 
 CASES: list[Case] = [

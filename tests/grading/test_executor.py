@@ -255,8 +255,19 @@ def test_a_world_writable_folder_anywhere_is_read_only_to_the_submission(executo
 def test_ipc_is_the_submissions_own(executor, tmp_path):
     if not ROOT:
         pytest.skip("an IPC namespace needs root on Linux")
-    r = run(executor, tmp_path, ["print(open('/proc/sysvipc/shm').read().count('\\n'))"])
-    assert texts(r, 0) == "1\n"  # the header only: no segment of the host's or of another submission
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    # A System V segment on the host, readable by anyone: without an IPC namespace of its own
+    # the submission would see it (and could attach to it).
+    segment = libc.shmget(0, 4096, 0o1000 | 0o666)  # IPC_PRIVATE, IPC_CREAT | rw for all
+    assert segment >= 0, os.strerror(ctypes.get_errno())
+    try:
+        assert str(segment) in open("/proc/sysvipc/shm").read()
+        r = run(executor, tmp_path, ["print(open('/proc/sysvipc/shm').read().count('\\n'))"])
+    finally:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+    assert texts(r, 0) == "1\n"  # the header only: not the host's segment, nor another submission's
 
 
 def test_the_fork_server_writes_nothing_of_ipythons_and_runs_no_thread(tmp_path):

@@ -151,11 +151,13 @@ class EmbeddedPostgres:
     """One embedded server per data folder, shared by every process that needs it."""
 
     def __init__(self, data_dir: Path, *, password_file: Path | None = None, socket_dir: Path | None = None,
-                 settings: dict[str, str] | None = None):
+                 settings: dict[str, str] | None = None, hba: str | None = None):
         """`password_file`: use password (SCRAM) authentication for every role, the
         superuser's password kept in that file (created on first start, mode 0600);
         without it, local connections are trusted (a learner's own machine).
-        `socket_dir`: where the unix socket lives (default: the data folder)."""
+        `socket_dir`: where the unix socket lives (default: the data folder).
+        `hba`: the whole pg_hba.conf to use instead of initdb's (the grading cluster's
+        rules of who may connect to which database); None keeps initdb's."""
         self.data_dir = Path(data_dir).absolute()
         self.state_dir = self.data_dir.parent
         # Each cluster has its own holders and lock, so two clusters can share a state folder.
@@ -166,6 +168,7 @@ class EmbeddedPostgres:
         self.password_file = password_file
         self.fixed_socket_dir = socket_dir
         self.settings = dict(settings or {})  # extra `-c name=value` server settings
+        self.hba = hba
 
     def _password(self) -> str | None:
         if self.password_file is None:
@@ -290,8 +293,27 @@ class EmbeddedPostgres:
             if info is not None:
                 return info
             self._init_if_needed()
+            self.write_hba()
             self._remove_stale_pidfile()
             return self._pg_ctl_start()
+
+    def write_hba(self) -> bool:
+        """Put `hba` in place as pg_hba.conf (readable by the server only). True when the file
+        changed: a server already running then needs `SELECT pg_reload_conf()` to apply it."""
+        if self.hba is None or not (self.data_dir / "PG_VERSION").exists():
+            return False
+        path = self.data_dir / "pg_hba.conf"
+        with contextlib.suppress(OSError):
+            if path.read_text() == self.hba:
+                return False
+        tmp = path.with_name(".pg_hba.conf.tmp")
+        tmp.write_text(self.hba)
+        os.chmod(tmp, 0o600)
+        if _running_as_root():
+            entry = pwd.getpwnam(SERVER_OS_USER)
+            os.chown(tmp, entry.pw_uid, entry.pw_gid)
+        os.replace(tmp, path)  # whole: a reload never reads half a file
+        return True
 
     def _init_if_needed(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():

@@ -1,31 +1,50 @@
 """A database of its own for every graded submission, and a role that can reach nothing else.
 
 Graded code must not see the course's other databases, other submissions or
-the server's superuser. With the bundled server, grading therefore uses a
-*separate* cluster (in RAM when the machine has a tmpfs to spare, else
-`.course/grading-pgdata`) with password authentication:
-the sandboxed process only ever learns its own role's password. Each submission:
+the server's superuser, nor take the server's memory, disk or CPU from the
+submissions graded beside it. With the bundled server, grading therefore uses a
+*separate* cluster (in RAM when the machine has a tmpfs to spare, on a tmpfs of
+its own with a size limit when we are root, else `.course/grading-pgdata`) with
+password authentication and a pg_hba.conf that lets a submission's role into the
+database of the same name only (`sameuser`): the sandboxed process only ever learns
+its own role's password, and that password opens one database. Each submission:
 
     CREATE ROLE grade_<pid>_<n> LOGIN PASSWORD … CONNECTION LIMIT 16       -- no superuser, no CREATEDB
-    ALTER ROLE … SET statement_timeout / lock_timeout / idle_in_transaction_session_timeout
-    CREATE DATABASE grade_<pid>_<n> TEMPLATE lesson template OWNER that role  -- ~25 ms, a file copy
-    REVOKE ALL ON DATABASE … FROM PUBLIC                                   -- nobody else connects
+    ALTER ROLE … SET statement_timeout / lock_timeout / …                  -- defaults it may lift
+    ALTER ROLE … SET temp_file_limit / track_activities                    -- superuser-only: it cannot
+    CREATE DATABASE grade_<pid>_<n> TEMPLATE lesson template OWNER that role ALLOW_CONNECTIONS false
+    REVOKE ALL … FROM PUBLIC; GRANT CONNECT … TO that role; ALTER DATABASE … ALLOW_CONNECTIONS true
 
-and both are dropped when it has been graded. Names carry the grader's pid, so
-databases left by a grader that was killed are found and dropped by the next run.
-With GRADING_DATABASE_URL (an external server, e.g. docker compose's) the same
-is done on that server, but whether other roles can log in there is up to its
-pg_hba.conf: the run says so.
+so no other role is ever let in, not even between CREATE DATABASE and the REVOKE
+(a new database grants CONNECT to PUBLIC), on any server. Lesson templates are
+empty, `IS_TEMPLATE` and never open to connections; anyone found inside one is
+ended before it is cloned. A watchdog on the admin loop (`Watchdog`) enforces
+what a role setting cannot: it ends a backend whose statement or transaction
+overruns, whose private memory passes a cap (local cluster: /proc), and every
+backend of a submission whose database (with its temporary files) passes a size
+cap; what it ended is kept for the verdict (`watchdog_events`). All of a
+submission's backends are ended before its database and role are dropped.
+
+Names carry the grader's pid, so databases left by a grader that was killed are
+found and dropped by the next run. With GRADING_DATABASE_URL (an external server,
+e.g. docker compose's) the same is done on that server; we cannot write its
+pg_hba.conf, so the run refuses to start when that server lets a role in without a
+password, or when a submission's role would have powers it must not have.
+A failure on the grader's side (the server, a template) raises `GraderFailure`:
+the submission is then not graded at all (retried by the next run), never scored 0.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 import re
 import secrets
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +53,58 @@ from sqlalchemy.engine import URL, make_url
 
 from autograder.db import admin
 from autograder.db import url as urls
-from autograder.db.embedded import EmbeddedPostgres, pid_alive
+from autograder.db.embedded import SUPERUSER, EmbeddedPostgres, pid_alive
+from autograder.errors import SetupError
+
+logger = logging.getLogger(__name__)
 
 NAME_PREFIX = "grade_"
 ENV_GRADING_URL = "GRADING_DATABASE_URL"
 _NAME = re.compile(r"^grade_(\d+)_(\d+)$")
+MiB = 1024**2
 STATEMENT_TIMEOUT = "10s"
 CONNECTION_LIMIT = 16
+CREATE_ATTEMPTS = 3
+# Built-in roles that would let a submission read or write server files, run programs on
+# the host, end other backends or read every table / query text (the admin's CREATE ROLE
+# statements carry passwords): a submission's role must be a member of none.
+RISKY_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program",
+               "pg_signal_backend", "pg_read_all_data", "pg_write_all_data", "pg_read_all_stats", "pg_monitor")
+
+# The grading cluster's whole pg_hba.conf: the admin anywhere, a submission's role only in
+# the database named like it, nobody without a password; no `host` lines (unix socket only).
+GRADING_HBA = f"""\
+# Written by the grader (autograder/grading/databases.py); rewritten on every start.
+# TYPE  DATABASE  USER       METHOD
+local   all       {SUPERUSER}   scram-sha-256
+local   sameuser  all        scram-sha-256
+"""
+
+
+class GraderFailure(Exception):
+    """The grader could not give a submission its database (a server or template problem,
+    not the submission's doing): record nothing for it, the next run grades it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one submission may take from the grading server. The role settings are defaults
+    it may lift (USERSET) or pinned ones it may not (superuser-only); the rest is enforced
+    by the watchdog from outside."""
+
+    # Measured over every lesson's solution in a class run: lessons 04 (the 200-request storm)
+    # and 11 peak at 16 connections (a default pool of 5 + 10, and the check's own), lesson 07
+    # at a 25 MiB database; no backend above 6 MiB of private memory. The caps leave ~10x room.
+    connections: int = CONNECTION_LIMIT
+    statement_timeout: str = STATEMENT_TIMEOUT  # the role's default; `SET statement_timeout = 0` lifts it
+    statement_seconds: float = 15.0  # ... so the watchdog ends any statement running longer
+    transaction_seconds: float = 120.0  # and any transaction open longer (cells have 60 s each)
+    temp_file_limit: str = "64MB"  # per backend, pinned: a sort or hash cannot spill more
+    backend_memory: int = 256 * MiB  # private memory (RssAnon) of one backend: `SET work_mem = '4GB'`
+    database_size: int = 256 * MiB  # the database plus its backends' temporary files
+    backend_cpus: float = 1.0  # CPU cores all of a submission's backends share (local cluster, root)
+    poll_seconds: float = 0.2
+    size_every: int = 5  # sizes are read every 5th poll (each stats the database's files)
 
 
 @dataclass(frozen=True)
@@ -55,6 +119,7 @@ class SubmissionDatabase:
 
 RAM_FOLDER = Path("/dev/shm")
 RAM_NEEDED = 2 * 1024**3  # the cluster is ~200 MB; leave room for many submissions' databases
+RAM_LIMIT = 2 * 1024**3  # the size of the cluster's own tmpfs (root): it can never fill the host's RAM
 
 
 def _ram_backed(folder: Path) -> bool:
@@ -78,6 +143,11 @@ def _claim(home: Path, state: Path) -> None:
         owner.write_text(str(state))
 
 
+def _umount(folder: Path) -> None:
+    if os.path.ismount(folder):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
 def sweep_orphaned_ram_clusters() -> list[Path]:
     """Remove RAM clusters whose course state folder is gone (a deleted checkout, a test
     run's temporary course): nothing else would ever free that memory. Never one that runs."""
@@ -93,6 +163,7 @@ def sweep_orphaned_ram_clusters() -> list[Path]:
         cluster = EmbeddedPostgres(home / "grading-pgdata")
         if cluster.status() is not None:
             continue
+        _umount(cluster.data_dir)  # its own tmpfs (see limit_cluster_size)
         shutil.rmtree(home, ignore_errors=True)
         removed.append(home)
     return removed
@@ -126,17 +197,238 @@ def grading_cluster() -> EmbeddedPostgres:
     # password that lives for one submission; PBKDF2 stretching protects guessable
     # passwords and only costs both sides ~1 ms on every connection a lesson opens.
     throwaway = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                 "wal_level": "minimal", "max_wal_senders": "0", "scram_iterations": "1"}
+                 "wal_level": "minimal", "max_wal_senders": "0", "scram_iterations": "1",
+                 # Bounded by the server, whatever a submission SETs: WAL kept between
+                 # checkpoints (default 1 GB), and parallel workers (a `SET
+                 # max_parallel_workers_per_gather` multiplies one backend's CPU).
+                 "max_wal_size": "256MB", "max_worker_processes": "4",
+                 "max_parallel_workers_per_gather": "0"}
     return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir,
-                            settings=throwaway)
+                            settings=throwaway, hba=GRADING_HBA)
+
+
+def limit_cluster_size(cluster: EmbeddedPostgres, size: int = RAM_LIMIT) -> str | None:
+    """Put a RAM cluster's data folder on a tmpfs of its own, `size` bytes at most, so that
+    nothing in it (tables, WAL, temporary files) can fill the machine's memory. Needs root;
+    returns why it could not (None when the limit is in place)."""
+    if RAM_FOLDER not in cluster.data_dir.parents:
+        return None  # on disk: the file system's own size is the limit
+    if os.path.ismount(cluster.data_dir):
+        return None
+    if os.geteuid() != 0:
+        return "the RAM grading cluster has no size limit of its own (mounting a tmpfs needs root)"
+    with cluster._locked():
+        if cluster.status() is not None:
+            return "the RAM grading cluster was started without a size limit; it gets one at its next start"
+        # The cluster is thrown away anyway (made again in ~2 s; its password is kept elsewhere).
+        shutil.rmtree(cluster.data_dir, ignore_errors=True)
+        cluster.data_dir.mkdir(parents=True)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(cluster.data_dir)],
+            capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        return f"the RAM grading cluster has no size limit of its own (mount failed: {mounted.stderr.strip()})"
+    logger.info("grading cluster on its own tmpfs of %d MiB at %s", size // MiB, cluster.data_dir)
+    return None
+
+
+def _private_memory(pid: int) -> int | None:
+    """A local backend's private memory in bytes (RssAnon: its sorts, hashes and caches;
+    not the shared buffers every backend maps, which VmRSS would count too)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class CpuGroups:
+    """A CPU cgroup per submission (cgroup v1 `cpu` controller) that its backends are moved
+    into: the kernel then shares the CPU between submissions, not between backends, so 15
+    busy backends of one submission get what one process would, and together at most
+    `cpus` cores. Lesson 04's storm keeps 15 backends active, so fewer connections is not
+    the fix. Needs root and the v1 controller; `available()` says whether it can be used."""
+
+    ROOT = Path("/sys/fs/cgroup/cpu")
+    PERIOD_US = 100_000
+
+    def __init__(self, pid: int, cpus: float):
+        self.base = self.ROOT / f"autograder-db-{pid}"
+        self.cpus = cpus
+        self.moved: dict[str, set[int]] = {}
+
+    @classmethod
+    def available(cls) -> bool:
+        return os.geteuid() == 0 and (cls.ROOT / "cpu.cfs_quota_us").exists()
+
+    def add(self, role: str, backend: int) -> None:
+        moved = self.moved.setdefault(role, set())
+        if backend in moved:
+            return
+        group = self.base / role
+        if not group.exists():
+            group.mkdir(parents=True)
+            (group / "cpu.cfs_quota_us").write_text(str(int(self.cpus * self.PERIOD_US)))
+        with contextlib.suppress(ProcessLookupError):  # (a backend that has just ended)
+            (group / "cgroup.procs").write_text(str(backend))
+        moved.add(backend)
+
+    def remove(self, role: str) -> None:
+        """After the role's backends have ended (a group with processes cannot be removed)."""
+        self.moved.pop(role, None)
+        with contextlib.suppress(OSError):
+            (self.base / role).rmdir()
+
+    @classmethod
+    def sweep(cls, keep_pid: int) -> None:
+        """Remove the (empty) groups of graders that are no longer running, and our own."""
+        for base in cls.ROOT.glob("autograder-db-*"):
+            pid = base.name.rsplit("-", 1)[1]
+            if not pid.isdigit() or (int(pid) != keep_pid and pid_alive(int(pid))):
+                continue
+            for group in base.iterdir():
+                if group.is_dir():
+                    with contextlib.suppress(OSError):
+                        group.rmdir()
+            with contextlib.suppress(OSError):
+                base.rmdir()
+
+
+class Watchdog:
+    """Polls the server for this run's roles and ends what overruns (see `Limits`).
+
+    Runs as a task on the admin loop with a connection of its own; `events` maps a
+    submission's name to what was ended, as sentences for its verdict."""
+
+    def __init__(self, admin_url: URL, conn: asyncpg.Connection, pid: int, limits: Limits, *,
+                 local_backends: bool):
+        self.admin_url = admin_url
+        self.conn = conn
+        self.pattern = f"{NAME_PREFIX}{pid}\\_%"
+        self.limits = limits
+        self.local_backends = local_backends  # the server's pids are this machine's: /proc can be read
+        self.cpu = CpuGroups(pid, limits.backend_cpus) if local_backends and CpuGroups.available() else None
+        self.events: dict[str, list[str]] = {}
+        self.blocked: set[str] = set()  # roles shut out for the rest of their submission
+        self._task: asyncio.Task | None = None
+        self._polls = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="grading-db-watchdog")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed poll must not end the watch
+                logger.exception("grading database watchdog: a poll failed")
+                if self.conn.is_closed():  # the server restarted, or ended us: connect again
+                    await asyncio.sleep(1)
+                    with contextlib.suppress(SetupError):
+                        self.conn = await admin.connect(self.admin_url)
+            await asyncio.sleep(self.limits.poll_seconds)
+
+    def _record(self, role: str, what: str) -> None:
+        logger.warning("grading database watchdog: %s: %s", role, what)
+        events = self.events.setdefault(role, [])
+        if what not in events:
+            events.append(what)
+
+    async def check(self) -> None:
+        """One poll: end overrunning statements and transactions, memory hogs, and every
+        backend of a submission whose database grew too large."""
+        limits = self.limits
+        rows = await self.conn.fetch(
+            "SELECT pid, usename, datname, state, extract(epoch FROM now() - query_start) AS statement_s, "
+            "extract(epoch FROM now() - xact_start) AS xact_s FROM pg_stat_activity "
+            "WHERE usename LIKE $1 AND pid <> pg_backend_pid()", self.pattern)
+        for row in rows:
+            role, pid = row["usename"], row["pid"]
+            if self.cpu is not None:
+                try:
+                    self.cpu.add(role, pid)
+                except OSError:  # e.g. the cgroup file system went read-only: fairness off, limits on
+                    logger.exception("grading database watchdog: cannot use CPU groups")
+                    self.cpu = None
+            reason = None
+            if row["datname"] not in (role, None):  # (None: still authenticating)
+                # Not on our cluster (hba `sameuser`); on an external server whose `postgres` or
+                # template1 database admits PUBLIC, a submission has no business there either.
+                reason = f"a database connection to {row['datname']!r}, not its own database: the grader ended it"
+            elif row["state"] == "active" and (row["statement_s"] or 0) > limits.statement_seconds:
+                reason = (f"a database statement ran longer than {limits.statement_seconds:g} s "
+                          "(statement_timeout lifted?): the grader ended its connection")
+            elif (row["xact_s"] or 0) > limits.transaction_seconds:
+                reason = (f"a database transaction stayed open longer than {limits.transaction_seconds:g} s: "
+                          "the grader ended its connection")
+            elif self.local_backends:
+                memory = _private_memory(pid)
+                if memory is not None and memory > limits.backend_memory:
+                    reason = (f"a database connection used {memory // MiB} MiB of server memory (limit "
+                              f"{limits.backend_memory // MiB} MiB): the grader ended it")
+            if reason is not None:
+                self._record(role, reason)  # first: the submission may see the end before we return
+                await self.conn.execute("SELECT pg_terminate_backend($1)", pid)
+        self._polls += 1
+        if self._polls % limits.size_every == 0:
+            await self._check_sizes()
+
+    async def _check_sizes(self) -> None:
+        limits = self.limits
+        sizes = {r["datname"]: r["size"] for r in await self.conn.fetch(
+            "SELECT datname, pg_database_size(oid) AS size FROM pg_database "
+            "WHERE datname LIKE $1 AND datallowconn", self.pattern)}
+        if not sizes:
+            return
+        try:  # temporary files live outside the database's folder: count them as its own
+            temp = await self.conn.fetch(
+                "SELECT a.usename, sum(t.size)::bigint AS size FROM pg_ls_tmpdir() t "
+                "JOIN pg_stat_activity a ON t.name LIKE 'pgsql_tmp' || a.pid || '.%' "
+                "WHERE a.usename LIKE $1 GROUP BY a.usename", self.pattern)
+        except asyncpg.PostgresError:  # not a superuser / pg_monitor on an external server
+            temp = []
+        for row in temp:
+            if row["usename"] in sizes:
+                sizes[row["usename"]] += row["size"]
+        for name, size in sizes.items():
+            if size > limits.database_size and name not in self.blocked:
+                self.blocked.add(name)
+                self._record(name, f"the submission's database grew to {size // MiB} MiB (limit "
+                                   f"{limits.database_size // MiB} MiB): the grader closed it")
+                await end_role(self.conn, name)
+
+
+async def end_role(conn: asyncpg.Connection, role: str) -> None:
+    """No new connection for `role`, and every one it has ended (waiting up to 5 s each)."""
+    with contextlib.suppress(asyncpg.UndefinedObjectError):
+        await conn.execute(f'ALTER ROLE "{admin.check_identifier(role)}" NOLOGIN')
+    await conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                       "WHERE usename = $1 AND pid <> pg_backend_pid()", role)
+
+
+_GRADER_SIDE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
 class GradingDatabases:
     """Creates and drops per-submission databases on the grading server."""
 
-    def __init__(self, admin_url: URL, *, isolated_server: bool):
+    def __init__(self, admin_url: URL, *, isolated_server: bool, limits: Limits | None = None,
+                 reload_hba: bool = False):
         self.admin_url = admin_url
         self.isolated_server = isolated_server  # False: an external server whose auth we do not control
+        self.limits = limits or Limits()
         self.pid = os.getpid()
         self._seq = 0
         self._conn: asyncpg.Connection | None = None
@@ -145,7 +437,12 @@ class GradingDatabases:
         # database can be created meanwhile (a drop waits for a checkpoint).
         self._drop_conn: asyncpg.Connection | None = None
         self._drop_lock = asyncio.Lock()
+        self._reload_hba = reload_hba  # the running cluster predates GRADING_HBA
+        self._templates: set[str] = set()
+        self._role_settings = self._settings(pinned=True)
+        self.watchdog: Watchdog | None = None
         self.live: set[str] = set()
+        self.notes: list[str] = []  # protections that are off on this server, for the run's summary
 
     @classmethod
     def open_for_run(cls) -> tuple["GradingDatabases", EmbeddedPostgres | None]:
@@ -157,60 +454,176 @@ class GradingDatabases:
             return cls(urls.normalize(raw), isolated_server=False), None
         sweep_orphaned_ram_clusters()
         cluster = grading_cluster()
+        note = limit_cluster_size(cluster)
+        reload_hba = cluster.write_hba()  # a cluster already running gets the rules too
         info = cluster.acquire()
-        return cls(make_url(info.url("postgres")), isolated_server=True), cluster
+        dbs = cls(make_url(info.url("postgres")), isolated_server=True, reload_hba=reload_hba)
+        if note:
+            dbs.notes.append(note)
+        return dbs, cluster
 
+    # ------------------------------------------------------------------ setup
     async def connect(self) -> None:
         self._conn = await admin.connect(self.admin_url)
         self._drop_conn = await admin.connect(self.admin_url)
         if self.isolated_server:
-            # Submissions may connect to their own database only.
+            if self._reload_hba:
+                await self._conn.execute("SELECT pg_reload_conf()")
+            # Belt and braces under the hba rules: no role but the admin in these two.
             await self._conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
             await self._conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+        await self._refuse_if_unsafe()
+        self.watchdog = Watchdog(self.admin_url, await admin.connect(self.admin_url), self.pid, self.limits,
+                                 local_backends=self.isolated_server)
+        self.watchdog.start()
+        if not self.isolated_server:
+            self.notes.append("the grading server is not this machine's: backends' memory and CPU are not capped")
+        elif self.watchdog.cpu is None:
+            self.notes.append("submissions' database backends share the CPU per backend, not per submission "
+                              "(CPU groups need root and the cgroup v1 cpu controller)")
 
     async def close(self) -> None:
+        if self.watchdog is not None:
+            await self.watchdog.stop()
+            await self.watchdog.conn.close()
+            if self.watchdog.cpu is not None and not self.live:
+                CpuGroups.sweep(self.pid)
+            self.watchdog = None
         for conn in (self._conn, self._drop_conn):
             if conn is not None:
                 await conn.close()
         self._conn = self._drop_conn = None
 
+    def _settings(self, *, pinned: bool) -> list[tuple[str, str]]:
+        limits = self.limits
+        settings = [("statement_timeout", limits.statement_timeout), ("lock_timeout", "5s"),
+                    ("idle_in_transaction_session_timeout", "30s")]
+        if pinned:  # superuser-only (PGC_SUSET): set on the role, no SET can change them
+            settings += [("temp_file_limit", limits.temp_file_limit), ("track_activities", "on"),
+                         ("log_temp_files", "0")]
+        return settings
+
+    async def _create_role(self, name: str, password: str) -> None:
+        # One round trip for the role and its settings (one implicit transaction: all or none).
+        await self._conn.execute(
+            f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
+            f"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {self.limits.connections};"
+            + "".join(f"ALTER ROLE \"{name}\" SET {setting} = '{value}';" for setting, value in self._role_settings))
+
+    async def _refuse_if_unsafe(self) -> None:
+        """SetupError (grade nothing) when a submission's role could become or act as the admin."""
+        user = self.admin_url.username or ""
+        if _NAME.match(user):
+            raise SetupError(f"The grading server's admin role {user!r} is named like a submission's role; "
+                             "give GRADING_DATABASE_URL an admin role of its own.")
+        probe = f"{NAME_PREFIX}{self.pid}_9{secrets.randbelow(10**8):08d}"
+        try:
+            try:
+                await self._create_role(probe, secrets.token_urlsafe(18))
+            except asyncpg.InsufficientPrivilegeError:
+                # Not a superuser (an external server): the pinned settings cannot be set.
+                self._role_settings = self._settings(pinned=False)
+                await self._create_role(probe, secrets.token_urlsafe(18))
+                self.notes.append("the grading server's admin role is not a superuser: submissions' temp_file_limit "
+                                  "is not pinned")
+            row = await self._conn.fetchrow(
+                "SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls "
+                "AS powerful, array(SELECT b.rolname FROM pg_roles b WHERE b.rolname = ANY($2::text[]) "
+                "AND pg_has_role(r.oid, b.oid, 'MEMBER') ORDER BY 1) AS risky FROM pg_roles r WHERE r.rolname = $1",
+                probe, list(RISKY_ROLES))
+        finally:
+            with contextlib.suppress(*_GRADER_SIDE):
+                await self._conn.execute(f'DROP ROLE IF EXISTS "{probe}"')
+        if row["powerful"] or row["risky"]:
+            what = "a superuser or able to create roles or databases" if row["powerful"] else \
+                "a member of " + ", ".join(row["risky"])
+            raise SetupError(f"Refusing to grade: a submission's role on the grading server would be {what}; "
+                             "fix that server's roles (e.g. role memberships granted to every new role) or "
+                             f"unset {ENV_GRADING_URL} to use the bundled grading cluster.")
+
+    # ------------------------------------------------------------------ templates and databases
+    async def _end_backends_in(self, database: str) -> int:
+        """End every other backend connected to `database` (nobody belongs in a template)."""
+        return len(await self._conn.fetch(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()", database))
+
     async def template_for(self, lesson: str) -> str:
+        """The lesson's template: empty, IS_TEMPLATE and ALLOW_CONNECTIONS false, so no role
+        (not even the admin) ever sits inside it or leaves anything in it for a clone."""
         name = admin.check_identifier(f"course_tpl_{re.sub(r'[^a-z0-9_]', '_', lesson.lower())}"[:63])
+        if name in self._templates:
+            return name
         async with self._lock:
-            exists = await self._conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if not exists:
+            row = await self._conn.fetchrow("SELECT datallowconn FROM pg_database WHERE datname = $1", name)
+            if row is not None and row["datallowconn"]:
+                # Made by an older grader, open to connections: it may hold what an intruder left.
+                logger.warning("grading template %s was open to connections: made again", name)
+                await self._conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false IS_TEMPLATE false')
+                await self._conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                row = None
+            if row is None:
                 try:
-                    await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+                    await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                                             "IS_TEMPLATE true ALLOW_CONNECTIONS false")
                 except asyncpg.DuplicateDatabaseError:
                     pass  # another grader on this cluster made it first
                 await self._conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+            self._templates.add(name)
         return name
 
     async def create(self, lesson: str) -> SubmissionDatabase:
-        template = await self.template_for(lesson)
+        """A fresh database and role for one submission; GraderFailure when the server fails."""
+        try:
+            template = await self.template_for(lesson)
+        except _GRADER_SIDE as exc:
+            raise GraderFailure(f"the grading server could not prepare lesson {lesson}'s template ({exc})") from exc
         async with self._lock:
             self._seq += 1
             name = f"{NAME_PREFIX}{self.pid}_{self._seq}"
             password = secrets.token_urlsafe(18)
-            self.live.add(name)
-            conn = self._conn
-            # One round trip for the role and its settings (one implicit transaction: all or none).
-            await conn.execute(
-                f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
-                f"NOREPLICATION CONNECTION LIMIT {CONNECTION_LIMIT};"
-                + "".join(f"ALTER ROLE \"{name}\" SET {setting} = '{value}';"
-                          for setting, value in (("statement_timeout", STATEMENT_TIMEOUT), ("lock_timeout", "5s"),
-                                                 ("idle_in_transaction_session_timeout", "30s")))
-            )
-            # FILE_COPY copies the template's few files (4.5 ms) instead of WAL-logging each of
-            # their blocks (PostgreSQL 15+'s default: 9-11 ms, measured). It checkpoints first,
-            # which costs nothing on our cluster (no fsync) but could stall a real server.
-            strategy = " STRATEGY FILE_COPY" if self.isolated_server else ""
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"{strategy}')
-            await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
-                               f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}"')
+            self.live.add(name)  # dropped at the end of the run even if what follows fails
+            try:
+                await self._create_role(name, password)
+                await self._clone(template, name)
+            except _GRADER_SIDE as exc:
+                raise GraderFailure(f"the grading server could not create database {name} ({exc})") from exc
         url = self.admin_url.set(username=name, password=password, database=name)
         return SubmissionDatabase(name=name, role=name, url=urls.render(url))
+
+    async def _clone(self, template: str, name: str) -> None:
+        conn = self._conn
+        # FILE_COPY copies the template's few files (4.5 ms) instead of WAL-logging each of
+        # their blocks (PostgreSQL 15+'s default: 9-11 ms, measured). It checkpoints first,
+        # which costs nothing on our cluster (no fsync) but could stall a real server.
+        strategy = " STRATEGY FILE_COPY" if self.isolated_server else ""
+        for attempt in range(CREATE_ATTEMPTS):
+            # Cloning needs the template to itself: end anyone inside it first.
+            if await self._end_backends_in(template):
+                logger.warning("ended a connection inside template %s before cloning it", template)
+            try:
+                # Closed until its privileges are right: a new database grants CONNECT to PUBLIC.
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"{strategy} '
+                                   "ALLOW_CONNECTIONS false")
+                break
+            except asyncpg.ObjectInUseError:  # "source database is being accessed by other users"
+                if attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * (attempt + 1))
+        await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
+                           f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}";'
+                           f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+    def watchdog_events(self, name: str) -> list[str]:
+        """What the watchdog ended for this submission, as sentences for its verdict."""
+        return list(self.watchdog.events.get(name, [])) if self.watchdog is not None else []
+
+    async def end_submission(self, name: str) -> None:
+        """Shut the submission's role out and end every backend it still has (its process is
+        gone; a query it left running would go on using the server until the drop). Through the
+        creating connection: the dropping one may be queued behind checkpoints."""
+        async with self._lock:
+            await end_role(self._conn, name)
 
     async def drop(self, name: str) -> None:
         async with self._drop_lock:
@@ -218,8 +631,11 @@ class GradingDatabases:
             self.live.discard(name)
 
     async def _drop(self, name: str) -> None:
+        await end_role(self._drop_conn, name)  # before DROP ROLE, which would leave them running
         await self._drop_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await self._drop_conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        if self.watchdog is not None and self.watchdog.cpu is not None:
+            self.watchdog.cpu.remove(name)
 
     async def drop_all_of_this_run(self) -> None:
         for name in sorted(self.live):
@@ -242,6 +658,8 @@ class GradingDatabases:
             async with self._drop_lock:
                 await self._drop(row["name"])
             dropped.append(row["name"])
+        if CpuGroups.available():
+            CpuGroups.sweep(keep_pid=-1)  # dead graders' CPU groups, empty now that their roles are gone
         return sorted(set(dropped))
 
     async def names(self) -> list[str]:

@@ -16,12 +16,13 @@ import csv
 import io
 from typing import Any
 
-from autograder.grading.results import SubmissionResult
+from autograder.grading.results import SubmissionResult, redact_texts
 
 EXERCISM_OUTPUT_LIMIT = 500
 
 
 def gradescope(result: SubmissionResult) -> dict[str, Any]:
+    redact_texts(result)  # the last filter, again: a result can be changed after it was made
     tests = []
     for number, test in enumerate(result.tests, start=1):
         tests.append({
@@ -46,6 +47,7 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
 
 
 def exercism(result: SubmissionResult) -> dict[str, Any]:
+    redact_texts(result)
     if result.status == "error":
         return {"version": 3, "status": "error", "message": result.verdict, "tests": []}
     tests = []

@@ -2,7 +2,10 @@
 
 Test messages come from the error a test cell raised (`ename: evalue`) — for the
 course's checks that is the whole learner-facing verdict — and never from the
-cell's source or traceback, which quote hidden test code.
+cell's source or traceback, which quote hidden test code. And every text of a result
+passes the last filter (redact.py) when the result is made: no line of the lesson's
+hidden tests reaches result.json, the exports or scores.csv, whatever a learner's code
+managed to put into an error message.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import nbformat
 from nbgrader import utils as nbutils
+
+from autograder.grading import redact
 
 # Errors that mean "the test could not run", as opposed to "the test ran and failed".
 NOT_RUN = {"NotRun", "KernelDied", "Timeout", "CellTimeout", "GraderError", "OutputError", "Unconfirmed", "Tampering"}
@@ -46,6 +51,9 @@ class SubmissionResult:
     timings: dict[str, float] = field(default_factory=dict)
     protections_off: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        redact_texts(self)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -53,6 +61,16 @@ class SubmissionResult:
     def from_json(cls, data: dict[str, Any]) -> "SubmissionResult":
         tests = [TestResult(**t) for t in data.get("tests", [])]
         return cls(**{**data, "tests": tests})
+
+
+def redact_texts(result: SubmissionResult) -> SubmissionResult:
+    """Remove the lesson's hidden test lines from the result's texts (in place); returns it."""
+    redactor = redact.for_lesson(result.lesson)
+    if redactor:
+        result.verdict = redactor.text(result.verdict)
+        for test in result.tests:
+            test.message = redactor.text(test.message)
+    return result
 
 
 def checksum(folder: Path) -> str:

@@ -28,12 +28,20 @@ import secrets
 import signal
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
-from autograder.grading import sandbox
+from autograder.grading import outputs, sandbox
 
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # one reply from a submission's process, at most
+# One reply from a submission's process, at most: the runner's output budget (kernel.py,
+# OUTPUT_CEILING) plus its notes and stand-ins fits well inside. A longer reply is read
+# through without being kept (see `_receive`).
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+# All the replies of one notebook: past this, a cell keeps a note and its last error only.
+# The runner's budget keeps an honest notebook far below; this holds for one that defeats it.
+NOTEBOOK_OUTPUT_BYTES = 4 * 1024 * 1024
+_RECEIVED: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()  # bytes per pipe
 
 _CONTEXT = None
 _CONTEXT_LOCK = threading.Lock()
@@ -72,8 +80,30 @@ def _context():
                 spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["autograder.grading.preload"])
+            _start_fork_server()
             _CONTEXT = ctx
         return _CONTEXT
+
+
+def _start_fork_server() -> None:
+    """Start the fork server with the environment a submission may see, not the grader's.
+
+    Every submission is forked from it, and a process can read the environment it was
+    started with (/proc/self/environ, its own memory) whatever is later removed from
+    `os.environ`: a token or GRADING_DATABASE_URL's admin password in the grader's
+    environment would be in every submission. multiprocessing starts the server with the
+    caller's environment, so it is swapped for the duration of the start (a few ms, in the
+    thread that makes the context: the CLI's main thread, before its other threads exist)."""
+    from multiprocessing import forkserver
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(sandbox.submission_environment({}))
+        forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @dataclass(frozen=True)
@@ -132,13 +162,14 @@ def _child_main(conn, job: JobSpec) -> None:
         mine = conn.fileno()
         os.closerange(3, mine)
         os.closerange(mine + 1, os.sysconf("SC_OPEN_MAX"))
-        os.environ.update(job.env)
-        applied = sandbox.apply(job.sandbox)
+        applied = sandbox.apply(job.sandbox, job.env)
         from autograder.grading import integrity
         from autograder.grading.kernel import CellRunner
 
         runner = CellRunner(job.output_limit, job.deadlines.cell)
-        guard = runner.guarded(integrity.BASELINE or integrity.Baseline())
+        baseline = integrity.BASELINE or integrity.Baseline()
+        guard = runner.guarded(baseline)
+        integrity.install_refusals(baseline)  # before any submission code: a hook cannot be removed
         run = CellRunner.run
         run_code = run.__code__
         fd = conn.fileno()
@@ -168,6 +199,7 @@ def _child_main(conn, job: JobSpec) -> None:
                 chunks.append(chunk)
                 remaining -= length(chunk)
             message = scan(join(chunks).decode(), 0)[0]
+            chunks = chunk = None  # the raw message holds the test's source, hidden tests included
             if message.get("done") is True:
                 reply = {"bye": message.get("nonce")}
             elif run.__code__ is not run_code:
@@ -175,7 +207,8 @@ def _child_main(conn, job: JobSpec) -> None:
                     {"output_type": "error", "ename": "Tampering", "evalue": "the submission changed the grader's "
                      "runner. This test and every later one score zero.", "traceback": ["Tampering: the runner"]}]}
             else:
-                reply = run(runner, message["source"], message.get("graded") is True, guard)
+                # Popped, so no frame above the test (this one) holds its source while it runs.
+                reply = run(runner, message.pop("source", ""), message.get("graded") is True, guard)
             reply["cell"] = message.get("cell")
             reply["nonce"] = message.get("nonce")
             try:
@@ -250,6 +283,7 @@ class Executor:
         nbgrader (also ~0.7 s): the CLI calls this before anything heavy. Once per process:
         a later call returns the same thread."""
         global _WARMING
+        _context()  # the server itself is started here, in the caller's thread (see _start_fork_server)
         with _CONTEXT_LOCK:
             if _WARMING is None:
                 _WARMING = threading.Thread(target=Executor.warm_up, name="grading-warm-up", daemon=True)
@@ -367,19 +401,35 @@ class Executor:
             result.cells[index] = {"execution_count": None, "outputs": [_error("NotRun", f"not run: {why}")]}
 
     @staticmethod
-    def _receive(conn, process, deadline: float) -> dict[str, Any] | None:
-        """The next message, or None if the deadline passed or the child died."""
+    def _receive(conn, process, deadline: float, limit: int = MAX_MESSAGE_BYTES) -> dict[str, Any] | None:
+        """The next message, or None if the deadline passed or the child died.
+
+        Read here rather than with `Connection.recv_bytes`, which would wait forever for a
+        frame the child announced and never finished, and lose the framing on one that is
+        too long. What the grader keeps stays bounded whatever the child sends: a reply
+        longer than `limit` is read through and stands as an error on its cell, and once a
+        notebook's replies pass NOTEBOOK_OUTPUT_BYTES each cell keeps a note and its last
+        error only (see outputs.reduced)."""
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             if conn.poll(min(remaining, 0.25)):
                 try:
-                    raw = conn.recv_bytes(MAX_MESSAGE_BYTES)
-                    message = json.loads(raw)
-                except (EOFError, OSError, ValueError):
+                    size, payload = _read_frame(conn.fileno(), limit, deadline)
+                except (EOFError, OSError):  # closed mid-frame, or the deadline passed (TimeoutError)
                     return None
-                return message if isinstance(message, dict) else None
+                if size > limit:
+                    message = outputs.oversized(size, limit, payload)
+                else:
+                    message = outputs.parse(payload)
+                del payload
+                if message is not None and isinstance(message.get("outputs"), list):
+                    spent = _RECEIVED.get(conn, 0) + min(size, limit)
+                    _RECEIVED[conn] = spent
+                    if spent > NOTEBOOK_OUTPUT_BYTES:
+                        message["outputs"] = outputs.reduced(message["outputs"])
+                return message
             if not process.is_alive():
                 # drain a message written just before exiting
                 if conn.poll(0):
@@ -411,14 +461,60 @@ def code_cells(nb) -> list[tuple[int, str]]:
 
 
 def apply_execution(nb, execution: Execution) -> None:
-    """Write an Execution's outputs into the notebook's code cells (in place)."""
+    """Write an Execution's outputs into the notebook's code cells (in place).
+
+    Every output is first made one nbformat can write (outputs.clean_cell: a lone surrogate,
+    a mimebundle of the wrong types or any other invalid output is replaced, never fatal),
+    then has the notebook's hidden test lines removed (redact.from_notebook: the test cells
+    nbgrader restored carry them, between their markers)."""
     from nbformat import from_dict  # parent side only: nbformat costs ~1 s to import
 
+    from autograder.grading import redact
+
+    redactor = redact.from_notebook(nb)
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         ran = execution.cells.get(index)
         if ran is None:
             ran = {"execution_count": None, "outputs": [_error("NotRun", "not run")]}
-        cell.execution_count = ran.get("execution_count")
-        cell.outputs = [from_dict(o) for o in ran.get("outputs", [])]
+        count = ran.get("execution_count")
+        cell.execution_count = count if type(count) is int and count >= 0 else None
+        cleaned = outputs.clean_cell(ran.get("outputs", []))
+        for output in cleaned:
+            redactor.output(output)
+        cell.outputs = [from_dict(o) for o in cleaned]
+
+
+def _read_frame(fd: int, limit: int, deadline: float) -> tuple[int, bytes]:
+    """One frame as multiprocessing's Connection writes it (4-byte big-endian length; -1 and
+    8 more bytes for a longer one): (length, payload). Past `limit` the payload is read
+    through and only its last bytes are returned. TimeoutError at the deadline."""
+    size = int.from_bytes(_read_exact(fd, 4, deadline), "big", signed=True)
+    if size == -1:
+        size = int.from_bytes(_read_exact(fd, 8, deadline), "big")
+    if size < 0:
+        raise EOFError("bad frame length")
+    return size, _read_exact(fd, size, deadline, keep=4096 if size > limit else None)
+
+
+def _read_exact(fd: int, count: int, deadline: float, keep: int | None = None) -> bytes:
+    """`count` bytes from `fd` (only the last `keep` of them, if given)."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    parts: list[bytes] = []
+    got = 0
+    while got < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            raise TimeoutError("the frame did not arrive before the deadline")
+        chunk = os.read(fd, min(count - got, 1 << 20))
+        if not chunk:
+            raise EOFError("the pipe closed mid-frame")
+        got += len(chunk)
+        parts.append(chunk)
+        if keep is not None and len(parts) > 1:
+            parts = [b"".join(parts)[-keep:]]
+    return b"".join(parts)

@@ -75,6 +75,12 @@ WATCHED_PREFIXES = (
     "dataclasses", "decimal", "urllib.parse", "ast", "codeop",
 )
 ALWAYS = ("builtins", "asyncio", "asyncio.events", "asyncio.tasks", "sys", "os")
+# The SQLAlchemy names the checks import when they run (`from sqlalchemy import select, func,
+# inspect, text`...): these modules' names and the functions they lead to, not their classes.
+# All of SQLAlchemy would triple the check's time (measured: 8.6 -> 26.9 ms a check), and its
+# classes grow attributes as they are first used (`_generated_cache_key_traversal`).
+NAMES_ONLY = ("sqlalchemy", "sqlalchemy.orm", "sqlalchemy.sql", "sqlalchemy.exc", "sqlalchemy.util",
+              "sqlalchemy.inspection", "sqlalchemy.sql.expression", "sqlalchemy.sql.functions", "sqlalchemy.orm.exc")
 # What IPython sets and restores around every cell (sys.displayhook; exit and quit, hidden while a
 # cell runs): not the grader's to pin, and a cell stopped by its deadline leaves them as they were.
 _UNWATCHED = {"sys": ("displayhook", "excepthook", "breakpointhook", "unraisablehook"),
@@ -135,18 +141,18 @@ class _Records:
 
     # -- what is recorded
 
-    def module(self, name: str, module: types.ModuleType) -> None:
+    def module(self, name: str, module: types.ModuleType, classes: bool = True) -> None:
         self.typed.append((module, type(module), f"the module {name}"))
         self.entries.append((sys.modules, name, module, f"sys.modules[{name!r}]"))
-        self.namespace(vars(module), name, _UNWATCHED.get(name, ()))
+        self.namespace(vars(module), name, _UNWATCHED.get(name, ()), classes)
 
-    def namespace(self, mapping: Any, label: str, skip: tuple[str, ...] = ()) -> None:
+    def namespace(self, mapping: Any, label: str, skip: tuple[str, ...] = (), classes: bool = True) -> None:
         for key, value in list(mapping.items()):
             if not _is_behaviour(value) or key in skip:
                 continue
             self.entries.append((mapping, key, value, f"{label}.{key}"))
             self.behaviour(value, f"{label}.{key}")
-            if isinstance(value, type) and _watched(getattr(value, "__module__", "") or ""):
+            if classes and isinstance(value, type) and _watched(getattr(value, "__module__", "") or ""):
                 self.cls(value)
 
     def cls(self, cls: type) -> None:
@@ -303,10 +309,16 @@ def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: 
         if namespace is not None:
             if type_(namespace) is not dict_ or not all_(map_(is_, map_(type_, namespace), repeat(str_))):
                 return False
-            grader_names, builtin_names, _ = bindings
+            grader_names, builtin_names, _, live_builtins = bindings
             for name in names:
                 value = namespace.get(name, missing)
                 if value is missing:
+                    # The test finds it in the built-ins (the runner puts the real module in
+                    # the namespace's __builtins__): it must be the built-in it was, and a
+                    # name added there since is the submission's, serving the test.
+                    value = live_builtins.get(name, missing)
+                    if value is not missing and value is not builtin_names.get(name, missing):
+                        return False
                     continue
                 expected = grader_names.get(name, missing)
                 if expected is missing:
@@ -324,7 +336,7 @@ def remember(state: tuple, namespace: dict, bindings: tuple) -> None:
     """After a cell: note the names bound to the grader's objects (`from autograder.teaching
     import require_that`), so a later rebinding of one that a test uses is caught."""
     (_, _, all_, map_, is_, _, _, type_, _, repeat, _, _, str_, dict_, _, id_, _), _ = state
-    grader_names, _, grader_ids = bindings
+    grader_names, _, grader_ids, _ = bindings
     try:
         if type_(namespace) is not dict_ or not all_(map_(is_, map_(type_, namespace), repeat(str_))):
             return
@@ -344,6 +356,8 @@ class Baseline:
             for name, module in sorted(sys.modules.items()):
                 if isinstance(module, types.ModuleType) and _watched(name):
                     records.module(name, module)
+                elif isinstance(module, types.ModuleType) and name in NAMES_ONLY:
+                    records.module(name, module, classes=False)
             self._grader_ids = frozenset(map(id, (value for _, _, value, _ in records.entries)))
             _chunks = (records,)
         self._chunks = _chunks
@@ -367,15 +381,21 @@ class Baseline:
         watching._grader_ids = self._grader_ids
         return watching
 
-    def bindings(self, namespace: dict) -> tuple[dict, dict, frozenset[int]]:
+    def bindings(self, namespace: dict) -> tuple[dict, dict, frozenset[int], dict]:
         """The state `remember()` fills and `unchanged()` reads for a notebook's namespace: the
         names bound to the grader's objects now (IPython's `get_ipython`, `exit`...), the builtins
-        (a test calling `len` must get the builtin), and the ids of every recorded object."""
+        as they are now (a test calling `len` must get the builtin), the ids of every recorded
+        object, and the live built-ins' namespace (where a name missing from the notebook's is
+        looked up: nothing may be added there for a test to find)."""
         grader_names = {name: value for name, value in namespace.items() if callable(value)}
-        return grader_names, dict(vars(builtins)), self._grader_ids
+        return grader_names, dict(vars(builtins)), self._grader_ids, vars(builtins)
 
     def unchanged(self) -> bool:
         return unchanged(self.state)
+
+    def function_ids(self) -> set[int]:
+        """The ids of every function whose code is recorded (kept alive by the records)."""
+        return {id(function) for records in self._chunks for function, _, _ in records.attributes["__code__"]}
 
     def guard(self) -> tuple:
         """What the runner checks with, as one tuple taken before any submission code runs:
@@ -463,10 +483,14 @@ def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
         return found
     if not all(type(key) is str for key in list(namespace)):
         return ["the notebook's namespace was given a key that is not a name"]
-    grader_names, builtin_names, _ = bindings
+    grader_names, builtin_names, _, live_builtins = bindings
     for name in names:
         value = namespace.get(name, _MISSING)
         if value is _MISSING:
+            now = live_builtins.get(name, _MISSING)
+            if now is not _MISSING and now is not builtin_names.get(name, _MISSING):
+                found.append(f"the built-in {name}, which this test uses, was "
+                             + ("added" if name not in builtin_names else "replaced") + " by the submission")
             continue
         if name in grader_names:
             if value is not grader_names[name]:
@@ -474,6 +498,32 @@ def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
         elif name in builtin_names and callable(value) and value is not builtin_names[name]:
             found.append(f"the notebook shadows the built-in {name}, which this test uses")
     return found
+
+
+def _refuse(event: str, args: tuple, protected: frozenset = frozenset(), setattr_event: str = "object.__setattr__",
+            add_hook_event: str = "sys.addaudithook", contains: Any = frozenset.__contains__, id_: Any = id,
+            error: Any = PermissionError) -> None:
+    """An audit hook: the interpreter calls it before an audited action, and an exception stops
+    the action. It refuses what the before/after check cannot see because it can be undone
+    within one cell: a recorded function's code or defaults replaced (a fake that puts the
+    original back after its own last call) and a new audit hook (one that swaps a check's
+    code when the runner `exec`s the test). Everything it uses comes in as a default value:
+    replacing its defaults is itself an audited attribute write, refused (it is protected)."""
+    if event == setattr_event:
+        if contains(protected, id_(args[0])):
+            raise error(f"the grader refuses: {args[0]!r}'s {args[1]} belongs to the grader")
+    elif event == add_hook_event:
+        raise error("the grader refuses: an audit hook would see (and could change) the hidden tests")
+
+
+def install_refusals(baseline: "Baseline") -> None:
+    """Install `_refuse` for this process (once, in the submission's process before its first
+    cell: an audit hook cannot be removed). Protects every function the baseline recorded and
+    the hook itself."""
+    hook = types.FunctionType(_refuse.__code__, {}, "_refuse", None, None)
+    protected = frozenset(baseline.function_ids() | {id(hook), id(_refuse), id(install_refusals)})
+    hook.__defaults__ = (protected, *_refuse.__defaults__[1:])
+    sys.addaudithook(hook)
 
 
 BASELINE: Baseline | None = None

@@ -11,8 +11,13 @@ Safety properties this module provides (the sandbox provides the rest):
 * cells arrive one at a time over the pipe, so code in one cell never sees the
   source (hidden tests) of a cell that has not run yet; IPython's input history
   is not kept, so it cannot print earlier ones either;
-* everything a cell prints is counted against a per-notebook output budget and
-  cut beyond it (a 50 MB print cannot fill the grader's memory or the feedback);
+* while a test cell runs, its hidden part is not reachable from the code it calls:
+  only its public lines are in linecache, and no frame of the runner keeps the
+  source once it is compiled (redact.py removes whatever still gets out);
+* every output a cell makes (errors and tracebacks too) is charged, at its size in
+  the reply, to a per-notebook output budget and cut beyond it, and a cell keeps at
+  most MAX_ITEMS_PER_CELL outputs (a 50 MB print or a flood of exceptions cannot
+  fill the grader's memory or the feedback);
 * each cell has a deadline (SIGALRM raises `CellTimeout`, a BaseException, so a
   bare `except Exception:` cannot swallow it); the parent also kills the process
   if a cell overruns, in case the signal is blocked or ignored;
@@ -41,24 +46,59 @@ class CellTimeout(BaseException):
     """The cell ran past its deadline."""
 
 
+# What one cell may add to its reply besides the budget: at most this many outputs (an empty
+# display costs no characters but still a dict here and a few hundred bytes in the grader).
+MAX_ITEMS_PER_CELL = 100
+# The most a notebook's budget may be, whatever the grader is asked for: one reply must fit
+# executor.MAX_MESSAGE_BYTES (2 MiB) with the cell's notes and stand-ins.
+OUTPUT_CEILING = 1_500_000
+ITEM_COST = 64  # characters charged per output for its keys and punctuation
+_ascii_json = json.encoder.encode_basestring_ascii  # the C encoder: taken before any submission code
+
+
+def _size(text: str) -> int:
+    """Bytes `text` takes in the reply, which is ASCII JSON: a control or non-ASCII character
+    costs up to 12 (a 50 MB print of "\\0" would otherwise be 300 MB on the pipe)."""
+    return len(_ascii_json(text)) - 2
+
+
 class OutputBudget:
-    """Characters of output a notebook may still produce before it is cut."""
+    """Bytes of output (as sent to the grader) a notebook may still produce before it is cut.
+
+    Everything is charged: streams, displays, results and errors with their tracebacks."""
 
     def __init__(self, limit: int):
         self.limit = limit
         self.used = 0
         self.truncated = False
 
+    def room(self) -> int:
+        return self.limit - self.used
+
     def take(self, text: str) -> str:
-        room = self.limit - self.used
+        """The part of `text` that fits, charged."""
+        room = self.room()
         if room <= 0:
             self.truncated = True
             return ""
-        if len(text) > room:
+        if len(text) > room:  # sliced first: never measure (copy) 50 MB to keep 1
             self.truncated = True
             text = text[:room]
-        self.used += len(text)
+        size = _size(text)
+        while size > room:  # escapes made it longer than it looked: shrink in proportion
+            self.truncated = True
+            text = text[:len(text) * room // size]
+            size = _size(text)
+        self.used += size
         return text
+
+    def charge(self, size: int) -> bool:
+        """Charge `size` if it fits; False (and nothing charged) if not."""
+        if size > self.room():
+            self.truncated = True
+            return False
+        self.used += size
+        return True
 
 
 class CellOutputs:
@@ -67,24 +107,39 @@ class CellOutputs:
     One object for the runner's whole life, emptied before each cell (`reset`): the
     grader checks it is still the one outputs are written to. Everything kept is a
     plain JSON value, made now, while the cell runs: a learner's object is never
-    converted later, when the reply is written (its `__str__` would run then)."""
+    converted later, when the reply is written (its `__str__` would run then).
+
+    Bounded whatever the cell does: every output is charged to the notebook's budget and
+    a cell keeps at most MAX_ITEMS_PER_CELL of them. An error past either limit is still
+    kept — nbgrader scores a test on the presence of an error — as one short stand-in
+    per cell (a later one replaces it)."""
 
     def __init__(self, budget: OutputBudget):
         self.budget = budget
         self.items: list[dict[str, Any]] = []
         self.cut_noted = False
+        self.stand_in: dict[str, Any] | None = None
 
     def reset(self) -> None:
         self.items.clear()
         self.cut_noted = False
+        self.stand_in = None
+
+    def _has_room(self) -> bool:
+        if len(self.items) < MAX_ITEMS_PER_CELL:
+            return True
+        self.budget.truncated = True
+        self._note_cut()
+        return False
 
     def stream(self, name: str, text: str) -> None:
-        kept = self.budget.take(text)
-        if kept:
-            last = self.items[-1] if self.items else None
-            if last and last.get("output_type") == "stream" and last["name"] == name:
+        last = self.items[-1] if self.items else None
+        merge = bool(last) and last.get("output_type") == "stream" and last.get("name") == name
+        if merge or self._has_room():
+            kept = self.budget.take(text) if merge or self.budget.charge(ITEM_COST) else ""
+            if kept and merge:
                 last["text"] += kept
-            else:
+            elif kept:
                 self.items.append({"output_type": "stream", "name": name, "text": kept})
         if self.budget.truncated:
             self._note_cut()
@@ -96,15 +151,15 @@ class CellOutputs:
                                "text": f"\n[output truncated: more than {self.budget.limit} characters]\n"})
 
     def _sized(self, data: dict[str, Any]) -> dict[str, Any] | None:
-        """The bundle as plain JSON if it fits the budget, else a short plain-text stand-in."""
+        """The bundle as plain JSON if it fits the budget and the cell's item cap, else None."""
+        if not self._has_room():
+            return None
         plain = {str(key): _plain(value) for key, value in data.items()}
-        size = sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in plain.values())
-        if self.budget.used + size > self.budget.limit:
-            self.budget.truncated = True
+        size = ITEM_COST + sum(_size(k) + (_size(v) if isinstance(v, str) else len(json.dumps(v)))
+                               for k, v in plain.items())
+        if not self.budget.charge(size):
             self._note_cut()
-            text = str(plain.get("text/plain", ""))[:200]
-            return {"text/plain": text} if text else None
-        self.budget.used += size
+            return None
         return plain
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None) -> None:
@@ -119,10 +174,19 @@ class CellOutputs:
                                "metadata": _plain(metadata or {}), "execution_count": count})
 
     def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
-        # Error outputs are what nbgrader scores on: never drop them for size.
+        ename, evalue = _text(ename)[:200], _text(evalue)[:4000]
         traceback = [_text(line)[:2000] for line in traceback[-60:]]
-        self.items.append({"output_type": "error", "ename": _text(ename)[:200], "evalue": _text(evalue)[:4000],
-                           "traceback": traceback})
+        size = ITEM_COST + sum(_size(part) for part in (ename, evalue, *traceback))
+        if len(self.items) < MAX_ITEMS_PER_CELL and self.budget.charge(size):
+            self.items.append({"output_type": "error", "ename": ename, "evalue": evalue, "traceback": traceback})
+            return
+        self._note_cut()
+        if self.stand_in is not None:
+            self.items[:] = [item for item in self.items if item is not self.stand_in]
+        short = f"{ename[:100]}: {evalue[:500]}"
+        self.stand_in = {"output_type": "error", "ename": ename[:100], "evalue": evalue[:500],
+                         "traceback": [short, "[traceback cut: the notebook's output budget is spent]"]}
+        self.items.append(self.stand_in)
 
 
 def _text(value: Any) -> str:
@@ -273,7 +337,7 @@ class CellRunner:
     """Runs cells in one shell; call `run(source)` per cell, in notebook order."""
 
     def __init__(self, output_limit: int, cell_timeout: float):
-        self.budget = OutputBudget(output_limit)
+        self.budget = OutputBudget(min(output_limit, OUTPUT_CEILING))
         self.cell_timeout = cell_timeout
         self.current = CellOutputs(self.budget)
         self.execution_count = 0
@@ -370,7 +434,16 @@ class CellRunner:
         if graded:
             names_before = set(shell.user_ns)
             steps, names = _compile_test(shell, source, count, raised)
+            source = None  # compiled: code the test calls must not find it in this frame's locals
+            # The test finds what it does not get from the notebook in the real built-ins
+            # (a private `__builtins__` dict in the namespace would serve it anything), and a
+            # built-in the notebook shadows with a callable of its own (`from rich import
+            # print`) is set aside while the test runs: the test calls the built-in, and
+            # the learner keeps their name.
+            namespace["__builtins__"] = _BUILTINS
+            aside = _set_aside_shadowed_builtins(namespace, names, bindings)
             if not check(names, False):  # the names the test uses must still mean what they meant
+                _put_back(namespace, aside)
                 return refused("before this test ran", names)
         signal.setitimer(signal.ITIMER_REAL, self.cell_timeout)
         try:
@@ -403,8 +476,13 @@ class CellRunner:
                             "traceback": ["this cell raised an exception"]})
         if guard is not None and remember.__code__ is remember_code:
             remember(state, namespace, bindings)
-        if graded and not check(names, True):
-            return refused("while this test ran", names)
+        if graded:
+            # Checked before the set-aside names come back: one put back in the notebook
+            # while the test ran would be seen as the shadowing it is.
+            tampered = not check(names, True)
+            _put_back(namespace, aside)
+            if tampered:
+                return refused("while this test ran", names)
         return {
             "execution_count": count,
             "outputs": outputs,
@@ -412,17 +490,69 @@ class CellRunner:
         }
 
 
+import builtins as _builtins_module  # noqa: E402
+
+_BUILTINS = _builtins_module  # taken in the fork server, before any submission code
+
+
+def _set_aside_shadowed_builtins(namespace: dict, names: tuple, bindings: tuple) -> dict[str, Any]:
+    """Remove from the notebook's namespace the callables that shadow a built-in the test
+    uses (not the grader's own names), and return them to be put back after the test."""
+    grader_names, builtin_names, _, _ = bindings
+    aside = {}
+    for name in names:
+        if name in grader_names or name not in builtin_names or name not in namespace:
+            continue
+        value = namespace[name]
+        if value is not builtin_names[name] and callable(value):
+            aside[name] = namespace.pop(name)
+    return aside
+
+
+def _put_back(namespace: dict, aside: dict[str, Any]) -> None:
+    for name, value in aside.items():
+        if name not in namespace:  # the test may have bound the name itself: that stays
+            namespace[name] = value
+
+
+def _public_view(source: str) -> list[str]:
+    """The cell's lines with its hidden tests blanked out, line numbers kept."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        if "BEGIN HIDDEN TESTS" in line:
+            inside = True
+        elif "END HIDDEN TESTS" in line:
+            inside = False
+        lines.append("# (hidden test)\n" if inside or "HIDDEN TESTS" in line else line + "\n")
+    return lines
+
+
+def _register_public_view(shell: Shell, transformed: str, count: int) -> str:
+    """A filename for a test cell, with only its public lines in linecache under it.
+
+    IPython's `compile.cache` would put the whole source there, where anything the test
+    calls can read it (`linecache.cache`, `inspect.getsource` of a frame). Tracebacks still
+    show the visible lines and say "Cell In[n]"; `_forget_sources` removes the entry after."""
+    import linecache
+
+    name = f"<ipython-input-{count}-test>"
+    shell.compile._filename_map[name] = count
+    view = _public_view(transformed)
+    linecache.cache[name] = (sum(map(len, view)), None, view, name)
+    return name
+
+
 def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[list, tuple[str, ...]]:
     """A test cell as IPython would compile it, as (code, awaits) steps, and the names it uses.
 
     Through a fresh TransformerManager (not the shell's, which a submission can add
-    to), the shell's compiler (so tracebacks show the cell's lines), and the last
-    expression in "single" mode (so its value is displayed). A cell that does not
-    compile is shown as IPython shows it, and recorded in `raised`.
+    to), the shell's compiler flags, and the last expression in "single" mode (so its
+    value is displayed). A cell that does not compile is shown as IPython shows it, and
+    recorded in `raised`. The source is not cached (see `_register_public_view`).
     """
     try:
         transformed = TransformerManager().transform_cell(source)
-        name = shell.compile.cache(transformed, count, raw_code=source)
+        name = _register_public_view(shell, transformed, count)
         tree = shell.compile.ast_parse(transformed, filename=name)
         flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         body = tree.body

@@ -90,6 +90,7 @@ autograder.grading.kernel.prepare_shell()
 import autograder.grading.sandbox  # noqa: E402
 
 autograder.grading.sandbox._libc()
+autograder.grading.seccomp.library()  # libseccomp too: its filter is installed in every submission
 
 # Last: the identities every graded cell is checked against (see integrity.py).
 import autograder.grading.integrity  # noqa: E402

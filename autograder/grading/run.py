@@ -25,26 +25,35 @@ import concurrent.futures
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import queue
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from sqlalchemy.engine import make_url
+
 from autograder.course.api import course_api
 from autograder.course.layout import lessons as course_lessons
+from autograder.db import url as urls
+from autograder.db.embedded import pid_alive
 from autograder.db.url import project_root
 from autograder.errors import SetupError
 from autograder.grading import exporters, sandbox
 from autograder.grading.autograde import SplitAutograde, SubmissionProblem, sanitized_code_cells
 from autograder.grading.databases import GradingDatabases
+from autograder.grading.dbproxy import SubmissionProxy, Upstream
 from autograder.grading.executor import Deadlines, Execution, Executor, JobSpec
 from autograder.grading.nbgrader_speedups import faster_nbgrader
 from autograder.grading.results import SubmissionResult, TestResult, checksum, tests_from, write_json_atomically
+
+log = logging.getLogger(__name__)
 
 EXPORTS_DIR = "exports"
 STAGING_DIR = ".course/grading-staging"
@@ -140,6 +149,8 @@ class GradeRun:
         self.staging = self.root / STAGING_DIR / str(os.getpid())
         self._lock_fd: int | None = None
         self._warming: threading.Thread | None = None
+        self._attempts: dict[tuple[str, str], int] = {}
+        self._proxy_seq = 0
 
     # ------------------------------------------------------------------ setup
     def _api(self):
@@ -226,6 +237,12 @@ class GradeRun:
             for folder in staging_root.iterdir():
                 if folder != self.staging:
                     shutil.rmtree(folder, ignore_errors=True)
+        # Database sockets of runs that are gone (the lock says no run of this course is alive;
+        # a folder whose pid still runs belongs to another course's run).
+        for folder in _proxy_root().parent.glob("autograder-proxy-*"):
+            pid = folder.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
         # Half-written result files (write_json_atomically's temporaries): never read, removed.
         for tmp in (self.root / EXPORTS_DIR).glob("*/*/.*"):
             if tmp.is_file():
@@ -264,10 +281,12 @@ class GradeRun:
             dbs, cluster = GradingDatabases.open_for_run()
             loop.run(dbs.connect())
             loop.run(dbs.sweep_stale())
+            notes = list(dbs.notes)
             if not dbs.isolated_server:
-                self.report.database_note = ("GRADING_DATABASE_URL is an external server: each submission gets its own "
-                                             "database and role, but whether other roles can log in depends on "
-                                             "that server's pg_hba.conf")
+                notes.insert(0, "GRADING_DATABASE_URL is an external server: each submission reaches it only through "
+                                "a socket of its own that admits its own role to its own database (created closed, "
+                                "PUBLIC revoked)")
+            self.report.database_note = "; ".join(notes)
             self._timed("setup", time.monotonic() - started)
             # Not joined here: the first submissions are prepared while the fork server
             # finishes its imports; each worker waits for it before its first fork.
@@ -289,6 +308,7 @@ class GradeRun:
             if cluster is not None:
                 cluster.release()
             shutil.rmtree(self.staging, ignore_errors=True)
+            shutil.rmtree(_proxy_root(), ignore_errors=True)
             os.chdir(cwd)
             if previous_handler is not None:
                 signal.signal(signal.SIGINT, previous_handler)
@@ -307,12 +327,23 @@ class GradeRun:
             self.report.phase_seconds[phase] = self.report.phase_seconds.get(phase, 0.0) + seconds
 
     def _keep_paths(self, dbs: GradingDatabases) -> list[Path]:
-        """What the sandbox binds back: Python, the package, and the database's socket folder."""
+        """What the sandbox binds into its root: Python, the package, and — for our own grading
+        cluster, which asks every role for its password and lets it into its own database only —
+        the cluster's socket folder. An external server's is never bound (see dbproxy)."""
         keep = _kept_paths()
         host = dict(dbs.admin_url.query).get("host") or dbs.admin_url.host or ""
-        if host.startswith("/"):
+        if dbs.isolated_server and host.startswith("/"):
             keep.append(Path(host))
         return keep
+
+    def _proxy(self, dbs: GradingDatabases, database, slot: int) -> SubmissionProxy:
+        query = dict(dbs.admin_url.query)
+        host = query.get("host") or dbs.admin_url.host or "localhost"
+        port = dbs.admin_url.port or int(query.get("port", 5432))
+        self._proxy_seq += 1
+        # Short: a unix socket's path has at most 107 bytes.
+        folder = _proxy_root() / f"{slot}-{self._proxy_seq}"
+        return SubmissionProxy(folder, Upstream(host, port), role=database.role, database=database.name)
 
     def _pipeline(self, api, dbs: GradingDatabases, loop: _Loop, todo: list[Submission]) -> None:
         executor = Executor(self.options.deadlines)
@@ -327,7 +358,11 @@ class GradeRun:
                 # nbgrader steps then overlap with execution instead of idling the workers.
                 while waiting and len(pending) < 2 * self.options.workers and not self._stop.is_set():
                     sub = waiting.pop(0)
-                    started = self._start(api, dbs, loop, sub, executor, slots, pool)
+                    try:
+                        started = self._start(api, dbs, loop, sub, executor, slots, pool)
+                    except Exception as exc:  # noqa: BLE001 - one submission never stops the run
+                        self._grader_failed(sub, exc, waiting)
+                        continue
                     if started is not None:
                         pending[started[0]] = started[1]
                 if not pending:
@@ -335,7 +370,12 @@ class GradeRun:
                 done, _ = concurrent.futures.wait(pending, timeout=0.5,
                                                   return_when=concurrent.futures.FIRST_COMPLETED)
                 for future in done:
-                    self._finish(api, dbs, loop, pending.pop(future), future)
+                    context = pending.pop(future)
+                    try:
+                        self._finish(api, dbs, loop, context, future)
+                    except Exception as exc:  # noqa: BLE001 - the grader's failure, not the submission's
+                        self._drop_later(loop, dbs, context)
+                        self._grader_failed(context["sub"], exc, waiting)
             if self._stop.is_set():
                 executor.kill_all()
                 for future, context in pending.items():
@@ -371,41 +411,78 @@ class GradeRun:
             self._timed("database", time.monotonic() - t1)
             context["database"] = database
             slot = slots.get()
+            proxy = None
             try:
                 workdir = self.staging / "work" / f"{sub.student}-{sub.lesson}"
                 shutil.rmtree(workdir, ignore_errors=True)
                 sandbox.prepare_workdir(workdir, slot)
+                keep, url = self._keep_paths(dbs), database.url
+                if not dbs.isolated_server:
+                    # Not the external server's socket: one of its own, that reaches its own
+                    # database as its own role only (see dbproxy).
+                    proxy = self._proxy(dbs, database, slot)
+                    loop.run(proxy.start(sandbox.SANDBOX_UID_BASE + slot if os.geteuid() == 0 else None))
+                    keep.append(proxy.folder)
+                    url = urls.render(make_url(database.url).set(host=None, port=None,
+                                                                 query={"host": str(proxy.folder)}))
                 spec = sandbox.SandboxSpec(workdir=workdir, slot=slot, isolate=self.options.isolate,
-                                           hide=_hidden_paths(self.root), keep=self._keep_paths(dbs),
-                                           limits=self.options.limits)
-                env = {"COURSE_DB_URL": database.url, "DATABASE_URL": database.url,
+                                           keep=keep, limits=self.options.limits)
+                env = {"COURSE_DB_URL": url, "DATABASE_URL": url,
                        "NBGRADER_EXECUTION": "autograde", "PYTHONHASHSEED": "0",
                        "MPLBACKEND": "Agg"}
                 job = JobSpec(env=env, sandbox=spec, output_limit=self.options.output_limit,
                               deadlines=self.options.deadlines, graded_cells=graded)
-                return executor.execute(cells, job)
+                execution = executor.execute(cells, job)
+                # Its process is gone: end what it left running on the server now, not at the drop.
+                try:
+                    loop.run(dbs.end_submission(database.name), timeout=15)
+                except Exception as exc:  # noqa: BLE001 - the drop ends them too; the run goes on
+                    log.warning("could not end %s's backends: %s", database.name, exc)
+                return execution
             finally:
+                if proxy is not None:
+                    loop.run(proxy.close())
                 slots.put(slot)
 
         context = {"sub": sub, "grader": grader, "database": None, "database_future": database_future,
                    "sanitized": sanitized[0]}
         return pool.submit(work), context
 
+    def _grader_failed(self, sub: Submission, exc: BaseException, waiting: list[Submission]) -> None:
+        """The grader failed on this submission (its database could not be made, nbgrader could not
+        write the result...): that is no grade. It is tried once more at the end of this run; if it
+        fails again it is recorded as not graded, with no checksum, so the next run tries again."""
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        log.warning("grading %s/%s failed: %s", sub.student, sub.lesson, why, exc_info=exc)
+        self._attempts[(sub.student, sub.lesson)] = attempts = self._attempts.get((sub.student, sub.lesson), 0) + 1
+        if attempts < 2:
+            waiting.append(sub)
+            return
+        result = SubmissionResult(sub.student, sub.lesson, "error",
+                                  f"not graded: the grader failed ({why}); the next run will try again",
+                                  checksum="")
+        out = self.root / EXPORTS_DIR / sub.lesson / sub.student
+        write_json_atomically(out / "result.json", result.to_json())
+        self.report.results.append(result)
+        self.on_progress(result)
+
     def _finish(self, api, dbs, loop, context, future) -> None:
         sub, grader, sanitized = context["sub"], context["grader"], context["sanitized"]
         t0 = time.monotonic()
-        try:
-            execution: Execution = future.result()
-        except Exception as exc:  # noqa: BLE001 - a grader bug must not lose the other submissions
-            execution = Execution(ended="protocol-error", detail=f"the grader failed: {exc}")
+        # An exception from the worker is the grader's (the submission's own failures are an
+        # Execution): it propagates to _pipeline, which retries instead of recording a zero.
+        execution: Execution = future.result()
         self._timed("execute", execution.seconds)
         grader.finish(sanitized, execution)
         self._drop_later(loop, dbs, context)
         grades = self._grades(api, sub)
         tests = tests_from(sanitized, grades)
+        database = context["database"]
+        # What the database watchdog ended (a lifted timeout, a memory hog...) is part of the verdict.
+        notes = [*getattr(grader, "notes", []), *(dbs.watchdog_events(database.name) if database else [])]
         result = SubmissionResult(
             student=sub.student, lesson=sub.lesson, status="graded",
-            verdict=_verdict(execution, tests, getattr(grader, "notes", [])),
+            verdict=_verdict(execution, tests, notes),
             score=sum(t.score for t in tests), max_score=sum(t.max_score for t in tests),
             tests=tests, checksum=sub.checksum, execution_time=execution.seconds,
             timings={"startup": round(execution.startup_seconds, 3), "execute": round(execution.seconds, 3)},
@@ -473,7 +550,10 @@ class GradeRun:
         api = course_api(root=self.root, release_directory=RELEASE_FOR_GRADEBOOK)
         for result in self.report.results:
             if result.status == "graded":
-                api.generate_feedback(result.lesson, result.student, force=True)
+                try:
+                    api.generate_feedback(result.lesson, result.student, force=True)
+                except Exception as exc:  # noqa: BLE001 - one notebook's feedback never stops the others'
+                    log.warning("no feedback for %s/%s: %s", result.student, result.lesson, exc)
 
     def _write_csv(self) -> None:
         """All results on disk (this run's and earlier ones'), one row each."""
@@ -498,9 +578,10 @@ def _verdict(execution: Execution, tests, notes: list[str]) -> str:
     return "; ".join(parts)
 
 
-def _hidden_paths(root: Path) -> list[Path]:
-    hidden = {project_root(), root, Path("/root"), Path("/home")}
-    return sorted(p for p in hidden if p.exists())
+def _proxy_root(pid: int | None = None) -> Path:
+    """Where this run's database sockets for submissions live (outside the course folder)."""
+    base = Path("/run") if os.geteuid() == 0 else Path(tempfile.gettempdir())
+    return base / f"autograder-proxy-{pid or os.getpid()}"
 
 
 def _kept_paths() -> list[Path]:

@@ -5,13 +5,15 @@ Applied in the child after fork, before any submission code runs, in this order:
 1. `unshare(CLONE_NEWNET)`: a fresh network namespace with no interfaces up —
    no network at all. PostgreSQL stays reachable through its unix socket, which
    is a file, not a network endpoint.
-2. `unshare(CLONE_NEWNS)` and private mounts: every file system is read-only
-   (whatever world-writable folders a machine has); the course folder (hidden
-   tests in `solutions/`, the gradebook, other submissions) and root's home are
-   covered by empty tmpfs; only what the code needs to import (the venv, the
-   `autograder` package, Python itself) is bound back read-only. The usual
-   world-writable places (/tmp, /var/tmp, /dev/shm) are the submission's own
-   work folder, the one place it can write.
+2. `unshare(CLONE_NEWNS)` and a root file system of its own, built from an
+   allow-list: a small tmpfs holding read-only binds of what Python and the
+   libraries need (`/usr`, `/lib*`, `/etc`, `/sys`, Python itself, the venv, the
+   `autograder` package, the database's socket folder: `SandboxSpec.keep`), five
+   device nodes, and `/tmp` — a size-limited tmpfs of its own that is also
+   `/var/tmp`, `/dev/shm` and the submission's home, the one place it can write.
+   Everything else — the course (hidden tests, gradebook, other submissions), other
+   checkouts, home folders, the admin's credentials — does not exist in its view.
+   The old root is detached (`pivot_root`), so no path leads back to it.
 3. `unshare(CLONE_NEWPID | CLONE_NEWIPC)` and a fork: the submission runs as
    process 1 of a PID namespace of its own, with its own /proc (and its own
    System V and POSIX message-queue IPC, shared with nobody). It can see and
@@ -22,11 +24,17 @@ Applied in the child after fork, before any submission code runs, in this order:
    the submission did.
 4. resource limits: address space, CPU time, file size, open files, core dumps,
    and processes (a fork bomb stops at the limit).
-5. drop to an unprivileged uid/gid of its own (one per worker slot, so two
-   submissions graded at once never share a uid, cannot signal or read each other).
+5. no new privileges (`PR_SET_NO_NEW_PRIVS`: a setuid binary runs with the caller's
+   rights), an empty capability bounding set, then an unprivileged uid/gid of its own
+   (one per worker slot, so two submissions graded at once never share a uid, cannot
+   signal or read each other).
 6. the parent-death signal: if the grader dies (kill -9, a crash), its fork server
    exits (no submission holds its "alive" pipe: the executor closes every inherited
    descriptor) and the kernel kills what it had started, down to the submission.
+7. a seccomp filter (see seccomp.py): namespaces, mounts, tracing, kernel modules,
+   BPF, keyrings and the like fail with EPERM.
+8. its own standard output and error (a file in its folder): nothing it writes to
+   file descriptors 1 and 2 reaches the grader's output.
 
 What cannot be applied (not root, not Linux) is reported, never fatal: grading
 still works and the run's summary lists the protections that were off.
@@ -46,6 +54,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.grading import seccomp
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWPID = 0x20000000
@@ -60,16 +70,23 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 
-WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
-# Kernel file systems keep their own permissions (a device node stays writable on a read-only
-# mount anyway); every other mount is made read-only for the submission.
-_KERNEL_MOUNTS = ("/proc", "/sys", "/dev")
-_MOUNT_OPTIONS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": 1024,
-                  "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")  # how /proc/self/mountinfo writes space, tab, newline, backslash
+MNT_DETACH = 2
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAPBSET_DROP = 24
+# pivot_root(2) has no glibc wrapper: its number per architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+
+# What the submission's root holds besides `SandboxSpec.keep`: the system's programs and
+# libraries, its configuration (/etc: the time zone, the loader's cache, SSL roots; files in
+# it that are secret are root's and unreadable to the submission's uid anyway) and /sys (read
+# by the C library for the number of CPUs). All read-only.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+_DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+                 "stderr": "/proc/self/fd/2", "shm": "/tmp"}
 SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
 
-PROTECTIONS = ("network", "filesystem", "processes", "user", "limits")
+PROTECTIONS = ("network", "filesystem", "processes", "user", "limits", "syscalls")
 
 
 @dataclass(frozen=True)
@@ -79,14 +96,14 @@ class Limits:
     file_size: int = 64 * 1024**2
     open_files: int = 512
     processes: int = 64
+    folder_size: int = 256 * 1024**2  # the submission's /tmp: a RAM disk, never the course's disk
 
 
 @dataclass
 class SandboxSpec:
     workdir: Path
     slot: int = 0
-    hide: list[Path] = field(default_factory=list)  # folders to cover with an empty tmpfs
-    keep: list[Path] = field(default_factory=list)  # paths inside hidden folders to bind back read-only
+    keep: list[Path] = field(default_factory=list)  # besides SYSTEM_PATHS, bound read-only into its root
     limits: Limits = field(default_factory=Limits)
     isolate: bool = True  # False: limits only (tests of the grader itself)
 
@@ -113,6 +130,8 @@ def _libc():
         libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         libc.unshare.argtypes = [ctypes.c_int]
         libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        libc.syscall.restype = ctypes.c_long
         _LIBC = libc
     return _LIBC
 
@@ -133,64 +152,80 @@ def _bind_readonly(libc, fd_path: str, target: str) -> None:
     _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
-def _mount_points() -> list[tuple[str, int]]:
-    """(mount point, per-mount flags to keep) for every mount this process sees."""
-    points = []
-    with open("/proc/self/mountinfo") as info:
-        for line in info:
-            fields = line.split()
-            point = _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])  # \040: a space
-            flags = 0
-            for option in fields[5].split(","):
-                flags |= _MOUNT_OPTIONS.get(option, 0)
-            points.append((point, flags))
-    return points
-
-
-def _read_only(libc) -> None:
-    """Every mount read-only, but the kernel's (see _KERNEL_MOUNTS)."""
-    for point, flags in _mount_points():
-        if any(point == k or point.startswith(k + "/") for k in _KERNEL_MOUNTS):
-            continue
-        try:
-            _mount(libc, None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
-        except OSError as exc:
-            # A mount covered by another one is out of reach anyway: its path now leads
-            # elsewhere (not a mount point, or gone). Anything else turns the protection off.
-            if point == "/" or exc.errno not in (errno.EINVAL, errno.ENOENT):
-                raise
-
-
-def _hide_and_keep(libc, spec: SandboxSpec) -> None:
-    """Cover `hide` folders with tmpfs; bind `keep` paths and the workdir back."""
-    # Open everything we need *before* covering its parents: a bind mount from
-    # /proc/self/fd/N reaches the original folder even once its path is hidden.
-    keep_fds = {}
-    for path in spec.keep:
-        if path.exists():
-            keep_fds[path] = os.open(path, os.O_PATH | os.O_DIRECTORY)
-    work_fd = os.open(spec.workdir, os.O_PATH | os.O_DIRECTORY)
+def _allow_listed_root(libc, spec: SandboxSpec) -> None:
+    """Replace this mount namespace's root by one that holds only what the allow-list names
+    (see the module's docstring). The new root is a tmpfs mounted over the workdir (a folder
+    that is ours to cover); the old root is detached once we stand in the new one."""
+    # Open what we bind before covering anything: a bind from /proc/self/fd/N reaches the
+    # original even where its path is covered later (a venv inside the workdir's parents).
+    sources: dict[str, int] = {}
+    for path in [*SYSTEM_PATHS, *map(str, spec.keep)]:
+        if os.path.lexists(path) and not os.path.islink(path) and path not in sources:
+            sources[path] = os.open(path, os.O_PATH)
+    links = {path: os.readlink(path) for path in SYSTEM_PATHS if os.path.islink(path)}  # /bin -> usr/bin
+    devices = {name: os.open(f"/dev/{name}", os.O_PATH) for name in DEVICES if os.path.exists(f"/dev/{name}")}
     try:
         _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-        _read_only(libc)
-        # World-writable places first: anything that lived under them (a checkout in
-        # /tmp, another submission's folder) is gone from view with them.
-        for place in WORLD_WRITABLE:
-            if Path(place).is_dir():
-                _mount(libc, f"/proc/self/fd/{work_fd}", place, None, MS_BIND)
-                # A bind mount takes its source mount's flags (read-only by now): writable again.
-                _mount(libc, None, place, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
-        for folder in sorted(set(spec.hide), key=lambda p: len(p.parts)):
-            if folder.is_dir():
-                _mount(libc, "tmpfs", str(folder), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
-        # Last, what the code needs back — even where it was under a hidden or replaced
-        # folder (a venv inside a checkout in /tmp): the mount point is made in the view.
-        for path, fd in keep_fds.items():
-            path.mkdir(parents=True, exist_ok=True)
-            _bind_readonly(libc, f"/proc/self/fd/{fd}", str(path))
+        new_root = str(spec.workdir)
+        _mount(libc, "tmpfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+        for path, fd in sorted(sources.items(), key=lambda item: item[0].count("/")):
+            target = new_root + path
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(target, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                open(target, "w").close()
+            _bind_readonly(libc, f"/proc/self/fd/{fd}", target)
+        for path, destination in links.items():
+            os.symlink(destination, new_root + path)
+        os.makedirs(f"{new_root}/dev", exist_ok=True)
+        for name, fd in devices.items():
+            open(f"{new_root}/dev/{name}", "w").close()
+            _mount(libc, f"/proc/self/fd/{fd}", f"{new_root}/dev/{name}", None, MS_BIND)
+        for name, destination in _DEVICE_LINKS.items():
+            os.symlink(destination, f"{new_root}/dev/{name}")
+        # Its own folder: a RAM disk with a size limit, owned by its uid (the course's disk is
+        # never written, and what it holds is gone with the submission's last process).
+        os.makedirs(f"{new_root}/tmp")
+        owner = f",uid={spec.uid},gid={spec.uid}" if os.geteuid() == 0 else ""
+        _mount(libc, "tmpfs", f"{new_root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+               f"mode=0700,size={spec.limits.folder_size},nr_inodes=65536{owner}")
+        os.makedirs(f"{new_root}/var", exist_ok=True)
+        os.symlink("/tmp", f"{new_root}/var/tmp")
+        os.makedirs(f"{new_root}/proc", exist_ok=True)  # mounted by the PID namespace's process 1
+        os.chdir(new_root)
+        pivot = _SYS_PIVOT_ROOT.get(os.uname().machine)
+        if pivot is None:
+            raise OSError(errno.ENOSYS, f"pivot_root: unknown on {os.uname().machine}")
+        _check(libc.syscall(pivot, b".", b"."), "pivot_root")
+        _check(libc.umount2(b".", MNT_DETACH), "detach the old root")  # stacked under the new one
+        os.chdir("/")
+        _mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     finally:
-        for fd in [*keep_fds.values(), work_fd]:
+        for fd in [*sources.values(), *devices.values()]:
             os.close(fd)
+
+
+def _drop_privileges_for_good(libc) -> None:
+    """No new privileges through exec (setuid binaries, file capabilities), and no capability
+    left in the bounding set: nothing run later can get back what the uid change takes."""
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as last:
+            last_cap = int(last.read())
+    except OSError:
+        last_cap = 40
+    for cap in range(last_cap + 1):
+        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL for a cap this kernel lacks: fine
+
+
+def _own_stdio() -> None:
+    """File descriptors 1 and 2 are the grader's (a terminal, or the JSON `grade-one` prints):
+    the submission gets a file of its own in its folder instead."""
+    fd = os.open("stdio.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _set_limits(limits: Limits, root: bool) -> None:
@@ -255,19 +290,21 @@ def _namespace_init(libc) -> tuple[int, str | None]:
         os._exit(70)
 
 
-def apply(spec: SandboxSpec) -> Applied:
-    """Confine the current (freshly forked) process. Never raises for a missing feature."""
+def apply(spec: SandboxSpec, env: dict[str, str] | None = None) -> Applied:
+    """Confine the current (freshly forked) process. Never raises for a missing feature.
+    `env` becomes the whole environment (see `submission_environment`)."""
     applied = Applied()
     parent = os.getppid()
     linux = sys.platform.startswith("linux")
     root = linux and os.geteuid() == 0
     alive_r = None
+    isolated = ("network", "filesystem", "processes", "user", "syscalls")
     if not spec.isolate:
-        for name in ("network", "filesystem", "processes", "user"):
+        for name in isolated:
             applied.off[name] = "isolation disabled for this run"
     elif not root:
         reason = "needs root on Linux" if linux else "needs Linux"
-        for name in ("network", "filesystem", "processes", "user"):
+        for name in isolated:
             applied.off[name] = reason
     else:
         libc = _libc()
@@ -278,7 +315,7 @@ def apply(spec: SandboxSpec) -> Applied:
             applied.off["network"] = str(exc)
         try:
             _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-            _hide_and_keep(libc, spec)
+            _allow_listed_root(libc, spec)
             applied.on.append("filesystem")
         except OSError as exc:
             applied.off["filesystem"] = str(exc)
@@ -301,6 +338,7 @@ def apply(spec: SandboxSpec) -> Applied:
         applied.off["limits"] = str(exc)
     if spec.isolate and root:
         try:
+            _drop_privileges_for_good(_libc())
             os.setgroups([])
             os.setgid(spec.uid)
             os.setuid(spec.uid)
@@ -321,9 +359,34 @@ def apply(spec: SandboxSpec) -> Applied:
                 pass  # a convenience when not isolated: the pipe still ends an idle process
     workdir = "/tmp" if "filesystem" in applied.on else str(spec.workdir)
     os.chdir(workdir)
+    allowed = submission_environment(env or {})
+    os.environ.clear()  # the grader's environment (credentials, tokens) is not the submission's
+    os.environ.update(allowed)
     os.environ.update(HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",
                       MPLCONFIGDIR=f"{workdir}/.matplotlib")
+    _own_stdio()
+    if spec.isolate and root:
+        try:
+            seccomp.install()  # last: it denies mount and unshare, which the steps above use
+            applied.on.append("syscalls")
+        except OSError as exc:
+            applied.off["syscalls"] = str(exc)
     return applied
+
+
+# What a submission's environment holds of the grader's: nothing secret, only what makes
+# Python and the C library behave as they do for the learner (the locale, the time zone).
+INHERITED_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def submission_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The whole environment a submission gets: an allow-list of the grader's, a fixed PATH
+    with this Python's folder first, and the job's own variables (its database URL)."""
+    env = {name: os.environ[name] for name in INHERITED_ENVIRONMENT if name in os.environ}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{SAFE_PATH}"
+    env.update(extra)
+    return env
 
 
 def prepare_workdir(path: Path, slot: int) -> None:

@@ -417,7 +417,7 @@ CASES: list[Case] = [
         WRONG_SCORE, ("Tampering", "require_that")),
     Case("patch_check_failed_code", solution_with(
         "import autograder.teaching as _t\n_t.require_that.__code__ = (lambda *a, **k: None).__code__",
-        "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "code of")),
+        "ex_add_products", "wrong"), WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     Case("silence_tracebacks", solution_with(
         "get_ipython().showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
         WRONG_SCORE, ("Tampering", "showtraceback")),
@@ -438,24 +438,27 @@ CASES: list[Case] = [
         "    _forge()\n    return await _real(*a, **k)\n", "ex_add_products", "wrong"),
         WRONG_SCORE, ("protocol-error",)),
     Case("pre_written_reply", solution_with(PRE_WRITE, "ex_add_products", "wrong"), WRONG_SCORE, ("protocol-error",)),
-    # --- getting past the tamper check itself: each pairs a way around it with FAKE_PASS (or is one)
-    Case("reuse_a_freed_address", _wrong_with(REUSE_A_FREED_ADDRESS), WRONG_SCORE, ("Tampering", "code of")),
+    # --- getting past the tamper check itself: each pairs a way around it with FAKE_PASS (or is one).
+    # Replacing a recorded function's code is refused when it is tried (integrity._refuse, an
+    # audit hook): the cell raises there, and the wrong answer keeps exactly its own score.
+    Case("reuse_a_freed_address", _wrong_with(REUSE_A_FREED_ADDRESS), WRONG_SCORE, ("2 of 3 tests passed",),
+         min_score=WRONG_SCORE),
     Case("reuse_a_freed_address_in_a_class", _wrong_with(REUSE_A_FREED_ADDRESS_IN_A_CLASS),
          WRONG_SCORE, ("Tampering", "Verdict.require")),
     Case("set_the_baseline_to_none", _wrong_with(
         "import autograder.grading.integrity as _i\n_i.BASELINE = None\n" + FAKE_PASS),
-        WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+        WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     Case("switch_off_the_check", _wrong_with(SWITCH_OFF_THE_CHECK + FAKE_PASS),
-         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+         WRONG_SCORE, ("Tampering", "autograder.grading.integrity.unchanged was replaced")),
     Case("clear_the_check_s_state", _wrong_with(CLEAR_THE_CHECK_S_STATE + FAKE_PASS),
-         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     Case("override_the_runner_s_check", _wrong_with("get_ipython().runner._tampering = lambda: []\n" + FAKE_PASS),
-         WRONG_SCORE, ("Tampering", "code of autograder.teaching.require_that")),
+         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     Case("override_the_runner", _wrong_with(OVERRIDE_THE_RUNNER), WRONG_SCORE, ("Tampering", "runner's run")),
     Case("patch_a_classmethod_s_code", _wrong_with(
         "from autograder.checks.probe import Call as _Call\n"
         "_Call.post.__func__.__code__ = (lambda cls, *a, **k: None).__code__"),
-        WRONG_SCORE, ("Tampering", "code of autograder.checks.probe.Call.post")),
+        WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     Case("patch_a_cached_check_helper", _wrong_with(
         "import autograder.checks.streaming as _s\n_s.urlsplit = lambda *a, **k: None"),
         WRONG_SCORE, ("Tampering", "autograder.checks.streaming.urlsplit")),
@@ -464,8 +467,9 @@ CASES: list[Case] = [
          WRONG_SCORE, ("Tampering", "rebinds require_that")),
     Case("rebind_a_check_while_the_test_runs", _wrong_with(REBIND_INSIDE_THE_TEST),
          WRONG_SCORE, ("Tampering", "while this test ran", "rebinds require_that")),
+    # set aside while the test runs (the test calls the real len): the learner keeps their name
     Case("shadow_a_builtin_the_test_uses", _wrong_with("len = lambda obj: 2"),
-         WRONG_SCORE, ("Tampering", "built-in len")),
+         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
     # --- tricks that get nowhere: the test cell runs without them (same score as the wrong answer)
     Case("ipython_hooks_on_the_test", _wrong_with(IPYTHON_HOOKS), WRONG_SCORE, ("2 of 3 tests passed",),
          min_score=WRONG_SCORE),

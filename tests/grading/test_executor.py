@@ -1,5 +1,6 @@
 """The forked, sandboxed cell runner: outputs, deadlines, crashes, limits, isolation."""
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 from autograder.db.url import project_root
 from autograder.grading import sandbox
 from autograder.grading.executor import Deadlines, Executor, JobSpec
-from tests.grading.support import grows, stops_growing
+from tests.grading.support import grows, none_left, processes_of, stops_growing
 
 ROOT = os.geteuid() == 0
 
@@ -27,7 +28,6 @@ def run(executor, tmp_path, cells, *, cell=5.0, notebook=30.0, output_limit=1_00
     sandbox.prepare_workdir(workdir, slot)
     spec = sandbox.SandboxSpec(
         workdir=workdir, slot=slot,
-        hide=[project_root(), Path("/root")],
         keep=[project_root() / ".venv", project_root() / "autograder", Path("/root/.pyenv")],
     )
     job = JobSpec(env={"COURSE_TEST_MARK": "42"}, sandbox=spec, output_limit=output_limit,
@@ -102,20 +102,66 @@ def test_hidden_course_files_and_network_are_out_of_reach(executor, tmp_path):
         "import os; print(os.getuid(), os.getcwd())",
         f"open({str(project_root() / 'escape.txt')!r}, 'w')",
     ])
-    assert set(r.protections.on) == {"network", "filesystem", "processes", "user", "limits"}
+    assert set(r.protections.on) == {"network", "filesystem", "processes", "user", "limits", "syscalls"}
     assert errors(r, 0)[0]["ename"] == "FileNotFoundError"
     assert errors(r, 1), "no network: even loopback is unreachable in a fresh namespace"
     assert texts(r, 2) == f"{sandbox.SANDBOX_UID_BASE} /tmp\n"
     assert errors(r, 3) and not (project_root() / "escape.txt").exists()
 
 
-def test_writes_land_in_the_submission_folder_only(executor, tmp_path):
+def test_writes_land_in_the_submission_s_own_ram_folder_only(executor, tmp_path):
     if not ROOT:
         pytest.skip("isolation needs root on Linux")
-    r = run(executor, tmp_path, ["open('/tmp/mine.txt', 'w').write('ok')", "open('/var/tmp/x', 'w').write('ok')"])
-    assert not errors(r, 0) and not errors(r, 1)
-    assert (tmp_path / "job0" / "mine.txt").read_text() == "ok"  # /tmp *is* its own folder
+    r = run(executor, tmp_path, ["open('/tmp/mine.txt', 'w').write('ok')", "open('/var/tmp/x', 'w').write('ok')",
+                                 "open('/dev/shm/y', 'w').write('ok')",
+                                 "import os\nprint(sorted(n for n in os.listdir('/tmp') if not n.startswith('.')))"])
+    assert not errors(r, 0) and not errors(r, 1) and not errors(r, 2)
+    assert texts(r, 3) == "['mine.txt', 'stdio.log', 'x', 'y']\n"  # /tmp, /var/tmp and /dev/shm are one folder
     assert not Path("/tmp/mine.txt").exists()
+    assert not list((tmp_path / "job0").iterdir()), "nothing lands on the course's disk"
+
+
+def test_the_submission_s_folder_has_a_size_limit(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("isolation needs root on Linux")
+    # Files of 60 MiB each (under the per-file limit) until the folder is full.
+    code = ("import errno\nwritten = 0\ntry:\n    for i in range(40):\n"
+            "        with open(f'/tmp/f{i}', 'wb') as f:\n            f.write(b'0' * (60 * 1024**2))\n"
+            "        written += 60\nexcept OSError as exc:\n    print('full after', written, errno.errorcode[exc.errno])")
+    r = run(executor, tmp_path, [code], cell=20.0)
+    words = texts(r, 0).split()
+    assert words[:2] == ["full", "after"] and words[3] == "ENOSPC", texts(r, 0) + str(errors(r, 0))
+    assert int(words[2]) * 1024**2 <= sandbox.Limits().folder_size
+
+
+KEPT = [project_root() / ".venv", project_root() / "autograder", Path("/root/.pyenv")]
+
+
+def test_only_the_allow_listed_paths_exist(executor, tmp_path):
+    if not ROOT:
+        pytest.skip("isolation needs root on Linux")
+    # Another checkout on the machine (world-readable): not in the submission's view.
+    other = Path(f"/var/lib/autograder-other-checkout-{os.getpid()}")
+    other.mkdir()
+    (other / "answers.txt").write_text("another course's answers")
+    stops = [*sandbox.SYSTEM_PATHS, *map(str, KEPT), "/proc", "/tmp", "/dev"]
+    walk = (f"import os\nstops = {stops!r}\nfound = []\n"
+            "def walk(folder):\n    for name in os.listdir(folder):\n        path = os.path.join(folder, name)\n"
+            "        if path in stops:\n            continue\n        found.append(path)\n"
+            "        if os.path.isdir(path) and not os.path.islink(path):\n            walk(path)\n"
+            "walk('/')\nprint(sorted(found))")
+    try:
+        r = run(executor, tmp_path, [walk, f"open({str(other / 'answers.txt')!r})",
+                                     "import zoneinfo, sqlalchemy, fastapi\nprint(zoneinfo.ZoneInfo('Asia/Tokyo').key)"])
+    finally:
+        (other / "answers.txt").unlink()
+        other.rmdir()
+    found = eval(texts(r, 0))
+    # Outside the allow-listed paths there is nothing but the folders that lead to them.
+    leading = {str(parent) for kept in KEPT for parent in kept.parents if str(parent) != "/"} | {"/var"}
+    assert set(found) <= leading | {"/var/tmp"}, sorted(set(found) - leading)
+    assert errors(r, 1)[0]["ename"] == "FileNotFoundError"
+    assert texts(r, 2) == "Asia/Tokyo\n"  # what the lessons need is there
 
 
 def test_a_fork_bomb_stops_at_the_process_limit(executor, tmp_path):
@@ -180,11 +226,12 @@ time.sleep(0.3)
 def test_a_process_that_left_the_session_ends_with_the_submission(executor, tmp_path):
     if not ROOT:
         pytest.skip("a PID namespace needs root on Linux")
-    r = run(executor, tmp_path, [TOUCHER, "print('done')"])
-    assert texts(r, 1) == "done\n" and "processes" in r.protections.on
-    marker = tmp_path / "job0" / "alive"
-    assert marker.exists(), "the daemon ran while the submission did"
-    assert stops_growing(marker), "a daemon outlived its submission"
+    slot = 6  # a uid no other test's submissions run as
+    r = run(executor, tmp_path, [TOUCHER, "import os\nprint(os.path.getsize('/tmp/alive') > 0, len(os.listdir('/proc')))",
+                                 "print('done')"], slot=slot)
+    assert texts(r, 2) == "done\n" and "processes" in r.protections.on
+    assert texts(r, 1).startswith("True"), "the daemon ran while the submission did"
+    assert none_left(sandbox.SANDBOX_UID_BASE + slot), "a daemon outlived its submission"
 
 
 def test_the_submission_sees_and_signals_only_its_own_processes(executor, tmp_path):
@@ -201,7 +248,8 @@ def test_the_submission_sees_and_signals_only_its_own_processes(executor, tmp_pa
 def test_a_grader_killed_outright_takes_its_submissions_with_it(tmp_path):
     # kill -9 of the grader: nothing calls Executor._kill, yet no submission may run on.
     workdir = tmp_path / "job"
-    sandbox.prepare_workdir(workdir, 0)
+    slot = 5  # a uid no other test's submissions run as
+    sandbox.prepare_workdir(workdir, slot)
     script = tmp_path / "grader.py"
     script.write_text(f"""
 import sys
@@ -209,8 +257,7 @@ sys.path.insert(0, {str(project_root())!r})
 from pathlib import Path
 from autograder.grading import sandbox
 from autograder.grading.executor import Deadlines, Executor, JobSpec
-spec = sandbox.SandboxSpec(workdir=Path({str(workdir)!r}), isolate={ROOT!r},
-                           hide=[Path({str(project_root())!r}), Path('/root')],
+spec = sandbox.SandboxSpec(workdir=Path({str(workdir)!r}), isolate={ROOT!r}, slot={slot},
                            keep=[Path({str(project_root() / '.venv')!r}), Path({str(project_root() / 'autograder')!r}),
                                  Path('/root/.pyenv')])
 job = JobSpec(env={{}}, sandbox=spec, deadlines=Deadlines(cell=600, notebook=600))
@@ -219,18 +266,28 @@ Executor().execute([(0, "import time\\nwhile True:\\n    open(here + '/alive', '
                         .replace('here', repr(here)))], job)
 """)
     grader = subprocess.Popen([sys.executable, str(script)])
-    marker = workdir / "alive"
+    uid = sandbox.SANDBOX_UID_BASE + slot
+
+    def marker() -> Path:
+        if not ROOT:
+            return workdir / "alive"
+        # Its /tmp is a RAM disk in its own view; the host reaches it through the process's root.
+        return next((Path(f"/proc/{pid}/root/tmp/alive") for pid in processes_of(uid)), workdir / "alive")
+
     try:
         deadline = time.monotonic() + 30
-        while not marker.exists() and time.monotonic() < deadline:
+        while not marker().exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert marker.exists(), "the submission never started"
-        assert grows(marker)
+        assert marker().exists(), "the submission never started"
+        assert grows(marker())
     finally:
         grader.kill()
         grader.wait()
     # the fork server notices, then the kernel ends what it started
-    assert stops_growing(marker), "the submission ran on after its grader was killed"
+    if ROOT:
+        assert none_left(uid), "the submission ran on after its grader was killed"
+    else:
+        assert stops_growing(marker()), "the submission ran on after its grader was killed"
 
 
 def test_a_world_writable_folder_anywhere_is_read_only_to_the_submission(executor, tmp_path):
@@ -243,9 +300,9 @@ def test_a_world_writable_folder_anywhere_is_read_only_to_the_submission(executo
         folder.chmod(0o1777)
         r = run(executor, tmp_path, [f"open({str(folder / 'dropped')!r}, 'w').write('x')",
                                      "open('/tmp/mine', 'w').write('ok')"])
-        assert errors(r, 0) and "Read-only file system" in errors(r, 0)[0]["evalue"]
+        assert errors(r, 0) and errors(r, 0)[0]["ename"] == "FileNotFoundError"  # not in its view at all
         assert not (folder / "dropped").exists()
-        assert not errors(r, 1) and (tmp_path / "job0" / "mine").read_text() == "ok"  # its own folder still is
+        assert not errors(r, 1)  # its own folder is writable
     finally:
         for child in folder.iterdir():
             child.unlink()
@@ -288,4 +345,122 @@ def test_the_submissions_ipython_profile_is_in_its_own_folder(executor, tmp_path
                                  "print(ip.profile_dir.location.startswith(ip.ipython_dir), ip.history_manager.enabled)",
                                  "import os\nprint(os.path.isdir(get_ipython().profile_dir.location))"])
     assert texts(r, 0) == "True False\n" and texts(r, 1) == "True\n"
-    assert (tmp_path / "job0" / ".ipython" / "profile_default").is_dir()
+    home = "/tmp" if ROOT else str(tmp_path / "job0")
+    r = run(executor, tmp_path, ["import os\nprint(get_ipython().profile_dir.location)"])
+    assert texts(r, 0) == f"{home}/.ipython/profile_default\n"
+
+
+# --- what the grader keeps of a reply, whatever the child sends (issue 11, class F)
+
+class _Alive:
+    @staticmethod
+    def is_alive():
+        return True
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "big", signed=True) + payload
+
+
+def _writer(conn, data: bytes):
+    import threading
+
+    def write():
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(conn.fileno(), view[:1 << 16]):]
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_reply_over_the_limit_is_read_through_and_stands_as_an_error_on_its_cell():
+    import multiprocessing
+
+    from autograder.grading.executor import MAX_MESSAGE_BYTES
+
+    ours, theirs = multiprocessing.Pipe()
+    body = json.dumps({"execution_count": 1, "outputs": [{"output_type": "stream", "name": "stdout",
+                                                           "text": "x" * (3 * MAX_MESSAGE_BYTES)}],
+                       "status": "ok", "cell": 3, "nonce": "ab12"}).encode()
+    _writer(theirs, _frame(body) + _frame(b'{"bye": "cd"}'))
+    reply = Executor._receive(ours, _Alive(), time.monotonic() + 20)
+    assert reply["cell"] == 3 and reply["nonce"] == "ab12"
+    assert reply["outputs"][0]["ename"] == "OutputError" and "not kept" in reply["outputs"][0]["evalue"]
+    assert Executor._receive(ours, _Alive(), time.monotonic() + 5) == {"bye": "cd"}  # framing kept
+
+
+def test_a_frame_announced_and_never_finished_does_not_hold_the_grader_past_the_deadline():
+    import multiprocessing
+
+    ours, theirs = multiprocessing.Pipe()
+    os.write(theirs.fileno(), (1000).to_bytes(4, "big") + b'{"cell": 1')
+    started = time.monotonic()
+    assert Executor._receive(ours, _Alive(), started + 0.5) is None
+    assert time.monotonic() - started < 2
+
+
+def test_past_the_notebook_s_allowance_a_cell_keeps_a_note_and_its_last_error():
+    import multiprocessing
+
+    from autograder.grading.executor import NOTEBOOK_OUTPUT_BYTES
+
+    ours, theirs = multiprocessing.Pipe()
+    reply = {"execution_count": 1, "status": "error", "cell": 0, "nonce": "n", "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": "x" * 1_500_000},
+        {"output_type": "error", "ename": "KeyError", "evalue": "y" * 100_000, "traceback": ["t" * 100_000]}]}
+    count = NOTEBOOK_OUTPUT_BYTES // 1_500_000 + 3
+    _writer(theirs, _frame(json.dumps(reply).encode()) * count)
+    got = [Executor._receive(ours, _Alive(), time.monotonic() + 20) for _ in range(count)]
+    kept = sum(len(json.dumps(r["outputs"])) for r in got)
+    assert kept < NOTEBOOK_OUTPUT_BYTES + 2_000_000
+    last = got[-1]["outputs"]
+    assert [o["output_type"] for o in last] == ["stream", "error"] and last[-1]["ename"] == "KeyError"
+    assert len(last[-1]["evalue"]) <= 500
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"outputs": [], "n": ' + b"9" * 5000 + b"}",  # more digits than int() and json.dumps allow
+    b'{"outputs": [{"output_type": "stream", "name": "stdout", "text": NaN}], "x": 1e999}',
+    b'{"outputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than json can parse
+    b'\xff\xfe not json',
+])
+def test_a_reply_json_cannot_keep_is_parsed_into_writable_values_or_refused_never_raised(raw):
+    from autograder.grading import outputs
+
+    message = outputs.parse(raw)
+    assert message is None or json.loads(json.dumps(message, allow_nan=False)) == message
+
+
+UNWRITABLE = [
+    {"output_type": "stream", "name": "stdout", "text": "a lone surrogate: \ud800\n"},
+    {"output_type": "display_data", "data": {"text/plain": 5, "image/png": {"a": 1}, "text/html": ["<b>", 1],
+                                             "application/json": {"deep": [[[["\udfff"]]]], "n": float("inf")}},
+     "metadata": []},
+    {"output_type": "execute_result", "data": {}, "metadata": {}, "execution_count": "x", "extra": 1},
+    {"output_type": "stream", "name": 5, "text": None},
+    {"output_type": "no such type"},
+    "not even a dict",
+    {"output_type": "error", "ename": None, "evalue": {"a": 1}, "traceback": [1, None, "\ud800"]},
+]
+
+
+def test_outputs_nbformat_cannot_write_are_replaced_never_fatal_and_errors_stay_errors(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from autograder.grading.executor import Execution, apply_execution
+
+    nb = new_notebook(cells=[new_code_cell("x"), new_code_cell("y")])
+    execution = Execution(cells={0: {"execution_count": "1", "outputs": UNWRITABLE},
+                                 1: {"execution_count": 2, "outputs": [UNWRITABLE[-1]]}})
+    apply_execution(nb, execution)
+    nbformat.validate(nb)
+    nbformat.write(nb, tmp_path / "graded.ipynb")  # raised UnicodeEncodeError before
+    back = nbformat.read(tmp_path / "graded.ipynb", as_version=4)
+    kinds = [o.output_type for o in back.cells[0].outputs]
+    assert len(kinds) == len(UNWRITABLE) and kinds[-1] == "error"
+    assert back.cells[1].outputs[0].output_type == "error"
+    assert "\\ud800" in back.cells[0].outputs[0].text  # shown as its escape
+    assert back.cells[0].outputs[1].data["text/plain"] == "5"
+    assert "replaced" in back.cells[0].outputs[4].text

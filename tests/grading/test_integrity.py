@@ -429,3 +429,81 @@ def test_a_hook_registered_on_ipython_does_not_make_a_failing_test_pass(executor
     r = run_with(executor, tmp_path, IGNORED_HOOKS[hook], test=test)
     assert r.ended == "completed"
     assert errors(r, 2), f"{hook}: the failing test passed"
+
+
+# --- round two: what the before/after check could not see, and what it got wrong
+
+SQLALCHEMY_TEST = ("from sqlalchemy import inspect\n"
+                   "require_that(inspect(object(), raiseerr=False) is not None, 'the test must fail')")
+
+ROUND_TWO_TRICKS = {
+    # A name the test uses, gone from the notebook and added to the built-ins, where the test finds it.
+    "a check added to the built-ins": ("import builtins\nbuiltins.require_that = lambda *a, **k: None\n"
+                                       "del require_that", FAILING_TEST),
+    # A private __builtins__ in the notebook's namespace: exec would serve the test from it.
+    "a private __builtins__ dict": ("import builtins\n__builtins__ = dict(vars(builtins), len=lambda value: 2)",
+                                    FAILING_TEST),
+    # An audit hook that swaps the check's code when the runner execs the test (after the check
+    # before it), and a fake that puts the original back when called (before the check after it).
+    "an audit hook": ("import sys, autograder.teaching as t\n"
+                      "t._original = t.require_that.__code__\n"
+                      "def _fake(*args, **kwargs):\n    require_that.__code__ = _original\n"
+                      "def hook(event, args):\n    if event == 'exec':\n"
+                      "        t.require_that.__code__ = _fake.__code__\n"
+                      "sys.addaudithook(hook)", FAILING_TEST),
+    # A SQLAlchemy name the checks import when they run.
+    "a sqlalchemy name": ("import sqlalchemy\nsqlalchemy.inspect = lambda *a, **k: 1", SQLALCHEMY_TEST),
+}
+
+
+@pytest.mark.parametrize("trick", ROUND_TWO_TRICKS, ids=str)
+def test_round_two_tricks_do_not_make_a_failing_test_pass(executor, tmp_path, trick):
+    code, test = ROUND_TWO_TRICKS[trick]
+    r = run_with(executor, tmp_path, code, test=test)
+    found = errors(r, 2)
+    assert found, f"{trick}: the failing test passed"
+    assert found[0]["ename"] in ("Tampering", "CheckFailed"), found[0]
+
+
+def test_the_sqlalchemy_test_fails_on_its_own(executor, tmp_path):
+    r = run_with(executor, tmp_path, "x = 1", test=SQLALCHEMY_TEST)
+    assert errors(r, 2)[0]["ename"] == "CheckFailed"
+
+
+SWAP_AND_RESTORE = """\
+import autograder.teaching as t
+def helper():
+    # Called by the test: swap the check for a fake that puts the original back after one call.
+    original = t.require_that.__code__
+    t.require_that.__code__ = (lambda *a, **k: None).__code__
+    t.require_that.__defaults__ = None
+    return original
+"""
+
+
+def test_a_check_s_code_swapped_and_restored_within_the_test_is_refused(executor, tmp_path):
+    r = run_with(executor, tmp_path, SWAP_AND_RESTORE, test="helper()\n" + FAILING_TEST)
+    found = errors(r, 2)
+    assert found and found[0]["ename"] == "PermissionError", found
+    assert "belongs to the grader" in found[0]["evalue"]
+
+
+def test_a_learner_s_own_function_may_still_get_new_code(executor, tmp_path):
+    r = run_with(executor, tmp_path, "def mine():\n    return 1\nmine.__code__ = (lambda: 2).__code__\nprint(mine())",
+                 test="require_that(len([1]) == 1, 'fine')")
+    assert not errors(r, 1) and not errors(r, 2)
+
+
+def test_an_audit_hook_of_the_submission_is_never_installed(executor, tmp_path):
+    r = run_with(executor, tmp_path, "import sys\nseen = []\nsys.addaudithook(lambda event, args: seen.append(event))\n"
+                                     "exec('1')\nprint(len(seen))", test="require_that(len([1]) == 1, 'fine')")
+    assert r.cells[1]["outputs"][-1].get("text") == "0\n"
+
+
+def test_a_builtin_the_notebook_shadows_is_set_aside_for_the_test_and_kept_for_the_learner(executor, tmp_path):
+    # `from rich import print` is the learner's right; the test still gets the built-in.
+    trick = "def print(*args, **kwargs):\n    raise RuntimeError('the learner\\'s print')"
+    r = run_with(executor, tmp_path, trick, test="print('from the test')\nrequire_that(len([1]) == 1, 'fine')")
+    assert not errors(r, 2), errors(r, 2)
+    assert any(o.get("text") == "from the test\n" for o in r.cells[2]["outputs"])
+    assert errors(r, 3) and "the learner's print" in errors(r, 3)[0]["evalue"]  # cell 3 still uses theirs

@@ -3,11 +3,17 @@
 import os
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.converters import GenerateAssignment
+from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.preprocessors import GetGrades
 
 from autograder.course.layout import COURSE_ID, RELEASE_DIR, SOURCE_DIR, gradebook_url
-from autograder.course.preprocessors import MarkExpectedFailures, RedactHiddenTests
+from autograder.course.preprocessors import (
+    MarkExpectedFailures,
+    RedactHiddenTests,
+    SanitizeOutputs,
+    with_outputs_sanitised,
+    with_pasted_answers_kept,
+)
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -24,7 +30,19 @@ c.GenerateAssignment.preprocessors = [
 ]
 
 # Feedback shows verdicts and messages, never hidden test code (nbgrader #917).
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, RedactHiddenTests]
+# Outputs and markdown are rendered as HTML there: sanitised last (scripts, handlers, javascript: URLs).
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, RedactHiddenTests, SanitizeOutputs]
+# formgrader renders autograded notebooks through an HTMLExporter with this configuration: those
+# graded before outputs were sanitised are made inert when shown to the (logged-in) instructor.
+c.HTMLExporter.preprocessors = [SanitizeOutputs]
+
+# Autograding (stock `nbgrader autograde`, formgrader's button, and `autograder grade`):
+# a copy-pasted answer cell is graded (not "KeyError: 'grade_id'"), and the stored
+# autograded notebook carries no active content.
+c.Autograde.sanitize_preprocessors = with_pasted_answers_kept(
+    Autograde.class_traits()["sanitize_preprocessors"].default())
+c.Autograde.autograde_preprocessors = with_outputs_sanitised(
+    Autograde.class_traits()["autograde_preprocessors"].default())
 
 # A test cell deleted from a submission comes back (and runs) instead of going ungraded.
 c.OverwriteCells.add_missing_cells = True

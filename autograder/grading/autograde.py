@@ -25,6 +25,7 @@ from nbgrader.converters import Autograde
 from nbgrader.converters.base import BaseConverter
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
+from autograder.course.preprocessors import with_outputs_sanitised, with_pasted_answers_kept
 from autograder.grading.executor import Execution, apply_execution
 
 
@@ -78,6 +79,11 @@ class SplitAutograde(Autograde):
         self.autograde_preprocessors = [
             ApplyExecution if pp is Execute else pp for pp in self.autograde_preprocessors
         ]
+        # Issue 11 (no-ops when nbgrader_config.py already added them): a copy-pasted answer
+        # cell is graded instead of failing nbgrader's id checks, and the stored autograded
+        # notebook (formgrader renders it for the logged-in instructor) carries no script.
+        self.sanitize_preprocessors = with_pasted_answers_kept(self.sanitize_preprocessors)
+        self.autograde_preprocessors = with_outputs_sanitised(self.autograde_preprocessors)
 
     def init_single_notebook_resources(self, notebook_filename: str) -> dict[str, Any]:
         resources = super().init_single_notebook_resources(notebook_filename)

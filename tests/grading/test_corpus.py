@@ -21,7 +21,13 @@ from autograder.grading.databases import GradingDatabases
 from autograder.grading.executor import Deadlines
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
 from tests.course.wrong_answers import WRONG_ANSWERS
-from tests.grading.corpus import CASES, LESSON
+from tests.grading import corpus_database, corpus_outputs, corpus_rendering, corpus_sandbox
+from tests.grading.corpus import CASES as FIRST_ROUND
+from tests.grading.corpus import LESSON
+
+# Round two (issue 11): one module per class of hole, each holding its own cases.
+CASES = [*FIRST_ROUND, *corpus_sandbox.CASES, *corpus_database.CASES, *corpus_outputs.CASES,
+         *corpus_rendering.CASES]
 
 ROOT_ONLY = {"fork_bomb"}  # without a uid of its own the process limit cannot apply
 ESCAPES = [Path("/work/escape.txt"), Path("/etc/escape.txt"), Path("/root/escape.txt")]
@@ -56,7 +62,17 @@ def graded(tmp_path_factory):
         else:
             nbformat.write(built, path)
     options = GradeOptions(workers=2, deadlines=Deadlines(cell=6.0, notebook=90.0, grace=2.0))
-    report = GradeRun(root, options).run()
+    # What class B's cases look for: a secret in the grader's environment, another checkout.
+    other = Path(corpus_sandbox.OTHER_CHECKOUT)
+    other.mkdir(parents=True, exist_ok=True)
+    (other / "answers.txt").write_text("another course's answers\n")
+    os.environ[corpus_sandbox.GRADER_SECRET_NAME] = corpus_sandbox.GRADER_SECRET
+    try:
+        report = GradeRun(root, options).run()
+    finally:
+        os.environ.pop(corpus_sandbox.GRADER_SECRET_NAME, None)
+        (other / "answers.txt").unlink()
+        other.rmdir()
     return root, report, {r.student: r for r in report.results}
 
 
@@ -132,3 +148,52 @@ def test_hidden_tests_cannot_be_read_back(graded):
     assert not leaked, f"hidden test lines were read back: {leaked[:3]}"
     exported = (root / EXPORTS_DIR / LESSON / "read_hidden_tests" / "results.gradescope.json").read_text()
     assert not [h for h in hidden if h in exported]
+
+
+def test_rendered_cases_are_stored_with_no_active_content(graded):
+    # Issue 11 (class F, HTML): formgrader renders the stored autograded notebook for the instructor.
+    root, report, results = graded
+    for case in corpus_rendering.CASES:
+        stored = root / "autograded" / case.name / LESSON / f"{LESSON}.ipynb"
+        assert corpus_rendering.active_content(stored) == [], case.name
+
+
+def test_the_running_test_cannot_be_read_back(graded):
+    # Issue 11 (class D): read from linecache and the frames while the test runs, printed and
+    # quoted by a failing hidden check. A line escaped (once or more, in a repr or JSON)
+    # counts as leaked too: backslashes are left out of the comparison.
+    root, report, results = graded
+    from autograder.grading import redact
+
+    solution, release = _bases()["source"], _bases()["release"]
+    inside, _ = redact.hidden_regions(c.source for c in solution.cells)
+    public = "\n".join(c.source for c in release.cells)
+    hidden = [h for h in inside if len(h) >= 16 and h not in public]
+    name = "read_the_running_test"
+    autograded = nbformat.read(root / "autograded" / name / LESSON / f"{LESSON}.ipynb", as_version=4)
+    shown = json.dumps([c.get("outputs", []) for c in autograded.cells if c.cell_type == "code"])
+    assert "_peek" in shown or len(shown) > 1000, "the reading function ran and printed what it found"
+    out = root / EXPORTS_DIR / LESSON / name
+    for text in (shown, *(p.read_text() for p in (out / "result.json", out / "results.gradescope.json",
+                                                  out / "results.exercism.json"))):
+        plain = text.replace("\\", "")
+        leaked = [h for h in hidden if h.replace("\\", "") in plain]
+        assert not leaked, f"hidden test lines were read back: {leaked[:3]}"
+
+
+def _everything_written(root: Path) -> str:
+    """Every output and export of the run, as text."""
+    texts = []
+    for path in sorted((root / "autograded").rglob("*.ipynb")) + sorted((root / EXPORTS_DIR).rglob("*.json")):
+        texts.append(path.read_text(errors="replace"))
+    return "\n".join(texts)
+
+
+def test_no_case_reached_anything_outside_its_sandbox(graded):
+    root, report, results = graded
+    written = _everything_written(root)
+    reached = sorted({line.strip() for line in written.replace("\\n", "\n").splitlines()
+                      if corpus_sandbox.MARKER in line and "print(" not in line})
+    if os.geteuid() == 0:
+        assert not reached, f"a submission reached what the sandbox should keep from it: {reached}"
+    assert corpus_sandbox.GRADER_SECRET not in written

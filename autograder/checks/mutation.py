@@ -1,17 +1,30 @@
 """Grade a learner's *test suite* by mutation: it must pass a correct app and fail each buggy one.
 
 The suite is a folder (pytest.ini, conftest.py, test_*.py) that the learner wrote. It gets its
-app from an `app` fixture provided by a pytest plugin (`plugin`, a module name) that reads the
-environment variable `AUTOGRADER_VARIANTS` (comma-separated) and parametrizes `app` over those
-variants, the variant's name being the parameter id (`test_x[correct]`, `test_x[n_plus_one]`).
+app from an `app` fixture provided by a pytest plugin (`plugin`, a module name).
 
     verdict = await suite_kills_mutants(folder, {"n_plus_one": "GET /authors loads books per author"},
                                         plugin="autograder.demos.testing", env={"DATABASE_URL": url})
 
-pytest runs once, in a child process (the notebook's own event loop is left alone, and every
-run starts from clean imports), with `PYTEST_DISABLE_PLUGIN_AUTOLOAD=1` plus pytest-asyncio and
-the plugin; the outcome of every (test, variant) pair is read from pytest's JUnit XML report.
+The variants must be indistinguishable to the suite except by their behaviour: a suite that could
+read which app it has (a test id, an environment variable) would "catch" every mutant by testing
+nothing. So pytest runs once per variant, each run in a child process of its own (`_child_main`):
+`python -I` (neither the suite's folder nor user site-packages on sys.path, so no file of the
+suite's can run first), which reads the variant's name from its stdin, hands it to the plugin's
+`select_variant(name)` (which keeps the app, not the name), forgets it and only then starts pytest.
+argv, the environment, the test ids (`test_x[app]`: `APP_PARAM_ID` in every run, it only marks
+the tests that use the app) are the same in every run, the report's path is random in all, and
+the runs go in a random order, so that a suite keeping notes between runs learns nothing from
+that either. The grader alone maps each run back to its variant: the outcome of every test is
+read from that run's JUnit XML report, and the learner-facing messages name the variants.
 Runs are cached by the suite's file contents, so several graded cells can share one run.
+
+What stays possible is analysing the app's *code*: the child holds the variant under test only
+(`make_app` builds it whatever it is asked), but a suite that loads a second copy of the course's
+module from its file (`importlib.reload`, `exec`) or carries a hash of the correct app's bytecode
+can compare. The bug is that code, public (the lesson shows the mutants) and in the process of the
+tests the lesson needs (dependency overrides, the pool); only an app out of process would hide it.
+And a suite that fails at random, or by how many runs it has counted, is lucky sometimes.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import sys
 import tempfile
 import time
@@ -29,11 +43,11 @@ from pathlib import Path
 
 from autograder.checks.verdict import Verdict
 
-ENV_VARIANTS = "AUTOGRADER_VARIANTS"
+APP_PARAM_ID = "app"  # the app fixture's one parameter id, the same for every variant
 CORRECT = "correct"
 OUTPUT_TAIL_LINES = 15
 
-__all__ = ["SuiteRun", "run_suite", "suite_kills_mutants", "suite_passes", "ENV_VARIANTS"]
+__all__ = ["SuiteRun", "run_suite", "suite_kills_mutants", "suite_passes", "APP_PARAM_ID"]
 
 
 @dataclass
@@ -41,7 +55,7 @@ class SuiteRun:
     """What one pytest run of a suite did, per test and per variant."""
 
     variants: tuple[str, ...]
-    exit_code: int | None  # None: killed at the timeout
+    exit_code: int | None  # the highest of the runs' exit codes; None: a run was killed at the timeout
     outcomes: dict[tuple[str, str], str] = field(default_factory=dict)  # (test, variant) -> outcome
     messages: dict[tuple[str, str], str] = field(default_factory=dict)  # first line of a failure
     problems: list[str] = field(default_factory=list)  # collection errors, crashes
@@ -83,20 +97,19 @@ class SuiteRun:
         return "\n".join(rows)
 
 
-def _split_id(name: str, variants: Sequence[str]) -> tuple[str, str | None]:
-    """'test_x[n_plus_one]' -> ('test_x', 'n_plus_one'); other parameters stay in the name."""
+def _split_id(name: str) -> tuple[str, bool]:
+    """'test_x[app]' -> ('test_x', True); 'test_x[app-3]' -> ('test_x[3]', True); no app -> (name, False)."""
     if not name.endswith("]") or "[" not in name:
-        return name, None
+        return name, False
     base, params = name[:-1].split("[", 1)
     parts = params.split("-")
-    for i, part in enumerate(parts):
-        if part in variants:
-            rest = parts[:i] + parts[i + 1:]
-            return (f"{base}[{'-'.join(rest)}]" if rest else base), part
-    return name, None
+    if APP_PARAM_ID not in parts:
+        return name, False
+    parts.remove(APP_PARAM_ID)
+    return (f"{base}[{'-'.join(parts)}]" if parts else base), True
 
 
-def _read_junit(path: Path, run: SuiteRun) -> None:
+def _read_junit(path: Path, run: SuiteRun, variant: str) -> None:
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
@@ -104,11 +117,11 @@ def _read_junit(path: Path, run: SuiteRun) -> None:
         return
     for case in root.iter("testcase"):
         name = case.get("name", "?")
-        test, variant = _split_id(name, run.variants)
+        test, uses_app = _split_id(name)
         failure = case.find("failure")
         error = case.find("error")
         skipped = case.find("skipped")
-        if variant is None:
+        if not uses_app:
             if error is not None or failure is not None:
                 node = error if error is not None else failure
                 where = case.get("classname") or name
@@ -143,6 +156,54 @@ def _fingerprint(folder: Path, plugin: str, variants: Sequence[str], env: Mappin
     return digest.hexdigest()
 
 
+_CHILD = "from autograder.checks.mutation import _child_main; _child_main()"
+
+
+def _child_main() -> None:
+    """The child's entry point: argv is `plugin pytest-args...`, stdin the variant's name."""
+    import importlib
+
+    import pytest
+
+    plugin, *args = sys.argv[1:]
+    variant = sys.stdin.readline().strip()
+    # fd 0 pointed at /dev/null: nothing is left to read, and pytest's capture expects an fd 0
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    importlib.import_module(plugin).select_variant(variant)
+    del variant  # this frame stays on the stack under every test: it must not hold the name
+    sys.argv = [sys.argv[0], *args]
+    raise SystemExit(pytest.main(args))
+
+
+async def _run_variant(folder: Path, variant: str, run: SuiteRun, *, plugin: str,
+                       env: Mapping[str, str], timeout: float) -> str:
+    """One pytest child against one variant; its outcomes go into `run`; returns its output."""
+    with tempfile.TemporaryDirectory(prefix="suite-report-") as tmp:
+        report = Path(tmp) / "report.xml"
+        child_env = {**os.environ, **env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+        ini = folder / "pytest.ini"
+        args = [sys.executable, "-I", "-B", "-c", _CHILD, plugin, str(folder), "-q", "-p", "pytest_asyncio.plugin",
+                "-p", plugin, "-p", "no:cacheprovider", "--rootdir", str(folder),
+                f"--junitxml={report}", "-o", "junit_family=xunit1", "--color=no", "-W", "ignore::DeprecationWarning"]
+        if ini.is_file():
+            args += ["-c", str(ini)]
+        proc = await asyncio.create_subprocess_exec(
+            *args, cwd=str(folder), env=child_env, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(f"{variant}\n".encode()), timeout)
+            if run.exit_code is not None and proc.returncode is not None:
+                run.exit_code = max(run.exit_code, proc.returncode)
+        except TimeoutError:
+            proc.kill()
+            out, _ = await proc.communicate()
+            run.exit_code = None
+            run.problems.append(f"the suite did not finish within {timeout:g} s and was stopped")
+        _read_junit(report, run, variant)
+    return out.decode(errors="replace")
+
+
 async def run_suite(
     folder: str | Path,
     variants: Sequence[str],
@@ -152,38 +213,25 @@ async def run_suite(
     timeout: float = 120,
     cache: bool = True,
 ) -> SuiteRun:
-    """Run pytest on `folder` once, every test against every variant of the plugin's `app`."""
+    """Run pytest on `folder` once per variant of the plugin's `app` (`timeout`: per run)."""
     folder = Path(folder).resolve()
     env = dict(env or {})
     key = _fingerprint(folder, plugin, variants, env)
     if cache and key in _cache:
         return _cache[key]
-    run = SuiteRun(variants=tuple(variants), exit_code=None)
-    with tempfile.TemporaryDirectory(prefix="suite-report-") as tmp:
-        report = Path(tmp) / "report.xml"
-        child_env = {**os.environ, **env, ENV_VARIANTS: ",".join(variants),
-                     "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        ini = folder / "pytest.ini"
-        args = [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "pytest_asyncio.plugin",
-                "-p", plugin, "-p", "no:cacheprovider", "--rootdir", str(folder),
-                f"--junitxml={report}", "-o", "junit_family=xunit1", "--color=no", "-W", "ignore::DeprecationWarning"]
-        if ini.is_file():
-            args += ["-c", str(ini)]
-        started = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            *args, cwd=str(folder), env=child_env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-            run.exit_code = proc.returncode
-        except TimeoutError:
-            proc.kill()
-            out, _ = await proc.communicate()
-            run.problems.append(f"the suite did not finish within {timeout:g} s and was stopped")
-        run.seconds = time.perf_counter() - started
-        run.output = out.decode(errors="replace")
-        _read_junit(report, run)
+    run = SuiteRun(variants=tuple(variants), exit_code=0)
+    order = list(dict.fromkeys(variants))
+    random.SystemRandom().shuffle(order)  # a fixed order would tell a suite with a memory which run is which
+    outputs: dict[str, str] = {}
+    started = time.perf_counter()
+    for variant in order:
+        outputs[variant] = await _run_variant(folder, variant, run, plugin=plugin, env=env, timeout=timeout)
+        if run.problems:
+            break  # a suite that cannot be collected (or hangs) fails the same way against every app
+    run.seconds = time.perf_counter() - started
+    run.problems = list(dict.fromkeys(run.problems))
+    # in run order, so that the tail shown with a problem is the run that had it
+    run.output = "\n".join(f"---- against {v} ----\n{out}" for v, out in outputs.items())
     if run.exit_code in (2, 3, 4) and not run.problems:
         run.problems.append(f"pytest stopped with exit code {run.exit_code} (interrupted or a usage error)")
     if run.exit_code == 5 or (run.exit_code is not None and not run.outcomes and not run.problems):

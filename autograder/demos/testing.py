@@ -8,15 +8,18 @@
   * "no_rollback": get_db commits in `finally`, so a refused request keeps its half-write;
   * "no_commit":   get_db never commits, so nothing any request writes survives it;
   * "n_plus_one":  GET /authors loads each author's books with a query of its own;
-  * "leak":        get_db never closes its session when the request fails, so the
+  * "leak":        get_db never closes the session of a GET request, so its
                    connection stays checked out of the pool.
 
+  Every variant is compiled from one source text with its bug spliced in, under one neutral
+  module and file name (see `_APP_SOURCE`): no name, qualname, line number, title or source
+  text tells a mutant from the correct app; only its behaviour does.
 - `get_sessionmaker` is the dependency a test overrides to bind the app's sessions to the
   test's connection; the app's own `get_db` (commit, rollback, close) stays under test.
-- the module is also a pytest plugin (`-p autograder.demos.testing`): with the environment
-  variable `AUTOGRADER_VARIANTS=correct,n_plus_one,...` it provides an `app` fixture
-  parametrized over those variants (each test runs once per variant; the variant is in the
-  test id), and `DATABASE_URL` tells the app where the database is.
+- the module is also a pytest plugin (`-p autograder.demos.testing`): it provides an `app`
+  fixture, a fresh app of the variant under test (`select_variant`; the correct app when run by
+  hand); the grader runs the suite once per variant (`autograder.checks.mutation`). Test ids
+  carry a constant `[app]`, never the variant. `DATABASE_URL` tells the app where the database is.
 - `run_pytest(folder, ...)` runs pytest on a folder in a child process and returns the
   outcome of every test (from pytest's JUnit XML report).
 """
@@ -25,10 +28,11 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 
@@ -39,11 +43,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
-from autograder.checks.mutation import ENV_VARIANTS
+from autograder.checks.mutation import APP_PARAM_ID
 
 __all__ = [
     "Base", "Author", "Book", "make_app", "get_sessionmaker", "VARIANTS", "MUTANTS", "HINTS",
-    "PytestRun", "run_pytest", "app",
+    "PytestRun", "run_pytest", "app", "select_variant",
 ]
 
 # what is wrong with each mutant, in the words a surviving mutant is reported with
@@ -101,14 +105,15 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     return request.app.state.sessionmaker
 
 
-def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
-    """The library API. `url` defaults to the environment's DATABASE_URL."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    db_url = url or os.environ["DATABASE_URL"]
-
+# The app is compiled from one source text per variant, the variant's bug spliced into a slot.
+# Why: a graded suite must tell a mutant from the correct app only by what it does. Every variant
+# gets the same module name, file name, function names and qualnames, and (slots padded to one
+# length) the same line numbers; the file name is no real file and no linecache entry, so
+# `inspect.getsource` has nothing to show; and no variant's name is in the app or its closures.
+_APP_SOURCE = '''\
+def build(db_url):
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app):
         engine = create_async_engine(db_url, pool_size=5, max_overflow=0, pool_timeout=2)
         app.state.engine = engine
         app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
@@ -120,39 +125,22 @@ def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
-    
-    async def get_db(request: Request, make_session: Annotated[async_sessionmaker, Depends(get_sessionmaker)]):
-        if variant == "no_rollback":
-            session = make_session()
-            try:
-                yield session
-            finally:
-                await session.commit()  # BUG: a refused request commits its half-write
-                await session.close()
-        elif variant == "no_commit":
-            async with make_session() as session:
-                yield session  # BUG: never commits
-        elif variant == "leak" and request.method == "GET":
-            session = make_session()
-            yield session  # BUG: "reads need no cleanup": never closed, its connection stays checked out
-        else:
-            async with make_session() as session:
-                yield session
-                await session.commit()
 
+    async def get_db(request: Request, make_session: Annotated[async_sessionmaker, Depends(get_sessionmaker)]):
+{get_db}
     app.state.get_db = get_db  # the dependency itself, for tests that override it (the seed's way)
 
     DB = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
-    @app.post("/authors", status_code=200 if variant == "wrong_status" else 201)
+    @app.post("/authors", status_code={status})
     async def create_author(body: AuthorIn, db: DB):
         author = Author(name=body.name)
         db.add(author)
         try:
             await db.flush()
         except IntegrityError:
-            raise HTTPException(409, f"an author named {body.name!r} already exists") from None
-        return {"id": author.id, "name": author.name}
+            raise HTTPException(409, f"an author named {{body.name!r}} already exists") from None
+        return {{"id": author.id, "name": author.name}}
 
     @app.post("/books", status_code=201)
     async def create_book(body: BookIn, db: DB):
@@ -161,44 +149,123 @@ def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
         await db.flush()  # the INSERT runs now; the request can still be refused below
         author = await db.scalar(select(Author).where(Author.name == body.author))
         if author is None:
-            raise HTTPException(404, f"no author named {body.author!r}")
+            raise HTTPException(404, f"no author named {{body.author!r}}")
         book.author_id = author.id
-        return {"id": book.id, "title": book.title, "author": author.name}
+        return {{"id": book.id, "title": book.title, "author": author.name}}
 
     @app.get("/authors")
     async def list_authors(db: DB):
-        if variant == "n_plus_one":
-            authors = (await db.scalars(select(Author).order_by(Author.id))).all()
-            out = []
-            for author in authors:  # BUG: one SELECT per author
-                books = await author.awaitable_attrs.books
-                out.append({"id": author.id, "name": author.name, "books": [b.title for b in books]})
-            return out
-        stmt = select(Author).options(selectinload(Author.books)).order_by(Author.id)
-        authors = (await db.scalars(stmt)).all()
-        return [{"id": a.id, "name": a.name, "books": [b.title for b in a.books]} for a in authors]
-
-    @app.get("/authors/{author_id}")
+{list_authors}
+    @app.get("/authors/{{author_id}}")
     async def get_author(author_id: int, db: DB):
         author = await db.get(Author, author_id)
         if author is None:
-            raise HTTPException(404, f"no author with id {author_id}")
-        return {"id": author.id, "name": author.name}
+            raise HTTPException(404, f"no author with id {{author_id}}")
+        return {{"id": author.id, "name": author.name}}
 
     return app
+'''
+
+_GET_DB = '''\
+        async with make_session() as session:
+            yield session
+            await session.commit()
+'''
+_LIST_AUTHORS = '''\
+        stmt = select(Author).options(selectinload(Author.books)).order_by(Author.id)
+        authors = (await db.scalars(stmt)).all()
+        return [{"id": a.id, "name": a.name, "books": [b.title for b in a.books]} for a in authors]
+'''
+# slot -> text, per variant; a slot a variant does not name keeps the correct text
+_SLOTS: dict[str, dict[str, str]] = {
+    "correct": {},
+    "wrong_status": {"status": "200"},
+    "no_rollback": {"get_db": '''\
+        session = make_session()
+        try:
+            yield session
+        finally:
+            await session.commit()  # BUG: a refused request commits its half-write
+            await session.close()
+'''},
+    "no_commit": {"get_db": '''\
+        async with make_session() as session:
+            yield session  # BUG: never commits
+'''},
+    "n_plus_one": {"list_authors": '''\
+        authors = (await db.scalars(select(Author).order_by(Author.id))).all()
+        out = []
+        for author in authors:  # BUG: one SELECT per author
+            books = await author.awaitable_attrs.books
+            out.append({"id": author.id, "name": author.name, "books": [b.title for b in books]})
+        return out
+'''},
+    "leak": {"get_db": '''\
+        if request.method == "GET":
+            session = make_session()
+            yield session  # BUG: "reads need no cleanup": never closed, its connection stays checked out
+        else:
+            async with make_session() as session:
+                yield session
+                await session.commit()
+'''},
+}
+_DEFAULTS = {"get_db": _GET_DB, "status": "201", "list_authors": _LIST_AUTHORS}
+_APP_FILE = "<library app>"  # not a file: nothing for inspect or linecache to read
+_APP_MODULE = "library_app"  # not in sys.modules: inspect cannot find a loader to ask either
 
 
-def _variants_from_env() -> list[str]:
-    # read once when pytest loads the plugin (before any conftest), then removed: the tests
-    # under grading get their app from the fixture, not from the environment
-    names = [v.strip() for v in os.environ.pop(ENV_VARIANTS, "correct").split(",") if v.strip()]
-    return [v for v in names if v in VARIANTS] or ["correct"]
+def _factory(variant: str) -> Callable[[str], FastAPI]:
+    """The compiled `build(db_url)` of one variant; nothing in it names the variant."""
+    slots = {**_DEFAULTS, **_SLOTS[variant]}
+    for slot in ("get_db", "list_authors"):  # pad to the longest text so line numbers never differ
+        longest = max(text.count("\n") for text in [_DEFAULTS[slot], *(s.get(slot, "") for s in _SLOTS.values())])
+        slots[slot] += "\n" * (longest - slots[slot].count("\n"))
+    namespace: dict[str, Any] = {
+        "__name__": _APP_MODULE, "__builtins__": __builtins__,
+        "asynccontextmanager": asynccontextmanager, "Annotated": Annotated, "Depends": Depends,
+        "FastAPI": FastAPI, "HTTPException": HTTPException, "Request": Request, "AsyncSession": AsyncSession,
+        "async_sessionmaker": async_sessionmaker, "create_async_engine": create_async_engine,
+        "select": select, "selectinload": selectinload, "IntegrityError": IntegrityError, "Base": Base,
+        "Author": Author, "Book": Book, "AuthorIn": AuthorIn, "BookIn": BookIn,
+        "get_sessionmaker": get_sessionmaker,
+    }
+    exec(compile(_APP_SOURCE.format(**slots), _APP_FILE, "exec"), namespace)
+    return namespace["build"]
 
 
-@pytest.fixture(params=_variants_from_env())
-def app(request) -> FastAPI:
-    """A fresh, unstarted library app; one test run per variant (plugin use only)."""
-    return make_app(request.param)
+def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
+    """The library API. `url` defaults to the environment's DATABASE_URL."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return _factory(variant)(url or os.environ["DATABASE_URL"])
+
+
+def select_variant(name: str) -> None:
+    """Called by the grader's child runner with the variant it read from stdin, before pytest starts
+    and before any of the suite's code is imported (`autograder.checks.mutation`).
+
+    From then on this process holds that variant only, as if a mutation tool had rewritten the
+    source: `make_app` builds it whatever it is asked for and the other variants' recipes are gone,
+    so a suite cannot build a correct app next to it and compare their code.
+    """
+    global make_app
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}")
+    build = _factory(name)  # the compiled app, which names no variant; `name` itself is not kept
+
+    def make_app(variant: str = "correct", url: str | None = None) -> FastAPI:
+        return build(url or os.environ["DATABASE_URL"])
+
+    for recipe in ("_APP_SOURCE", "_GET_DB", "_LIST_AUTHORS", "_SLOTS", "_DEFAULTS", "_factory"):
+        del globals()[recipe]
+
+
+@pytest.fixture(params=[APP_PARAM_ID])
+def app(request: pytest.FixtureRequest) -> FastAPI:
+    """A fresh, unstarted library app (plugin use only). The one parameter, the same in every
+    run, only marks the tests that use the app in pytest's report."""
+    return make_app(url=os.environ["DATABASE_URL"])  # the variant under test, once select_variant ran
 
 
 @dataclass

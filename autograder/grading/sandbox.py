@@ -168,6 +168,13 @@ def _allow_listed_root(libc, spec: SandboxSpec) -> None:
         _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
         new_root = str(spec.workdir)
         _mount(libc, "tmpfs", new_root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=4m")
+        # Its own folder first: a RAM disk with a size limit, owned by its uid (the course's disk is
+        # never written, and what it holds is gone with the submission's last process). A kept path
+        # under /tmp (a checkout in /tmp) gets its mount point inside it, made here, as root.
+        os.makedirs(f"{new_root}/tmp")
+        owner = f",uid={spec.uid},gid={spec.uid}" if os.geteuid() == 0 else ""
+        _mount(libc, "tmpfs", f"{new_root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+               f"mode=0700,size={spec.limits.folder_size},nr_inodes=65536{owner}")
         for path, fd in sorted(sources.items(), key=lambda item: item[0].count("/")):
             target = new_root + path
             if os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -184,14 +191,9 @@ def _allow_listed_root(libc, spec: SandboxSpec) -> None:
             _mount(libc, f"/proc/self/fd/{fd}", f"{new_root}/dev/{name}", None, MS_BIND)
         for name, destination in _DEVICE_LINKS.items():
             os.symlink(destination, f"{new_root}/dev/{name}")
-        # Its own folder: a RAM disk with a size limit, owned by its uid (the course's disk is
-        # never written, and what it holds is gone with the submission's last process).
-        os.makedirs(f"{new_root}/tmp")
-        owner = f",uid={spec.uid},gid={spec.uid}" if os.geteuid() == 0 else ""
-        _mount(libc, "tmpfs", f"{new_root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-               f"mode=0700,size={spec.limits.folder_size},nr_inodes=65536{owner}")
         os.makedirs(f"{new_root}/var", exist_ok=True)
-        os.symlink("/tmp", f"{new_root}/var/tmp")
+        if not os.path.lexists(f"{new_root}/var/tmp"):  # (a kept path under /var/tmp made it a folder)
+            os.symlink("/tmp", f"{new_root}/var/tmp")
         os.makedirs(f"{new_root}/proc", exist_ok=True)  # mounted by the PID namespace's process 1
         os.chdir(new_root)
         pivot = _SYS_PIVOT_ROOT.get(os.uname().machine)

@@ -165,3 +165,26 @@ def test_seccomp_needs_its_library_or_says_why():
             seccomp.install()
     else:
         assert callable(seccomp.library().seccomp_load)
+
+
+@needs_root
+def test_a_kept_path_under_tmp_is_there_beside_the_submission_s_own_tmp(executor, tmp_path):
+    # A checkout (and so its venv and package) in /tmp: the submission's /tmp is its own RAM disk,
+    # and the kept path is bound inside it, read-only.
+    kept = tmp_path / "checkout" / "package"
+    kept.mkdir(parents=True)
+    (kept / "module.txt").write_text("kept")
+    workdir = tmp_path / "job"
+    sandbox.prepare_workdir(workdir, 0)
+    spec = sandbox.SandboxSpec(workdir=workdir, keep=[project_root() / ".venv", project_root() / "autograder",
+                                                      sys_prefix(), kept])
+    job = JobSpec(env={}, sandbox=spec, deadlines=Deadlines(cell=10.0, notebook=60.0, grace=1.0))
+    r = executor.execute(list(enumerate([
+        f"print(open({str(kept / 'module.txt')!r}).read())",
+        "open('/tmp/mine', 'w').write('ok')\nprint(open('/tmp/mine').read())",
+        f"open({str(kept / 'new.txt')!r}, 'w')",
+    ])), job)
+    assert "filesystem" in r.protections.on, r.protections.off
+    assert texts(r, 0) == "kept\n" and texts(r, 1) == "ok\n"
+    assert errors(r, 2), "the kept path is read-only"
+    assert not (kept / "new.txt").exists()

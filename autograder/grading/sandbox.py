@@ -190,7 +190,8 @@ def _allow_listed_root(libc, spec: SandboxSpec) -> None:
             open(f"{new_root}/dev/{name}", "w").close()
             _mount(libc, f"/proc/self/fd/{fd}", f"{new_root}/dev/{name}", None, MS_BIND)
         for name, destination in _DEVICE_LINKS.items():
-            os.symlink(destination, f"{new_root}/dev/{name}")
+            if not os.path.lexists(f"{new_root}/dev/{name}"):  # (a kept path under /dev/shm: left a folder)
+                os.symlink(destination, f"{new_root}/dev/{name}")
         os.makedirs(f"{new_root}/var", exist_ok=True)
         if not os.path.lexists(f"{new_root}/var/tmp"):  # (a kept path under /var/tmp made it a folder)
             os.symlink("/tmp", f"{new_root}/var/tmp")

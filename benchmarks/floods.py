@@ -89,21 +89,12 @@ class Sampler(threading.Thread):
 
 
 def grade(root: Path, submissions: dict[str, object], workers: int, data_dir: Path):
-    import nbformat
-
     from autograder.grading.executor import Deadlines
     from autograder.grading.run import GradeOptions, GradeRun
+    from tests.grading.corpus import write_submission
 
     for student, built in submissions.items():
-        folder = root / "submitted" / student / "00_foundations"
-        folder.mkdir(parents=True)
-        path = folder / "00_foundations.ipynb"
-        if isinstance(built, bytes):
-            path.write_bytes(built)
-        elif isinstance(built, str):
-            path.write_text(built)
-        else:
-            nbformat.write(built, path)
+        write_submission(root, student, built)
     sampler = Sampler(data_dir)
     sampler.start()
     started = time.perf_counter()

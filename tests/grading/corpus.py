@@ -32,6 +32,18 @@ class Case:
     min_score: float = 0.0
 
 
+def write_submission(root, student: str, built) -> None:
+    """Put a case's built submission (a notebook, or raw bytes or text) where nbgrader looks for it."""
+    path = root / "submitted" / student / LESSON / f"{LESSON}.ipynb"
+    path.parent.mkdir(parents=True)
+    if isinstance(built, bytes):
+        path.write_bytes(built)
+    elif isinstance(built, str):
+        path.write_text(built)
+    else:
+        nbformat.write(built, path)
+
+
 def _cell(nb, grade_id):
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 

@@ -7,7 +7,7 @@ checks that no such line reaches any output, beside the score each case may get.
 
 from __future__ import annotations
 
-from tests.grading.corpus import FULL, WRONG_SCORE, Case, release_with, solution_with
+from tests.grading.corpus import FULL, WRONG_SCORE, Case, _wrong_with, release_with, solution_with
 
 MARKER = "REACHED:"
 # Put in the grader's environment by test_corpus before the run: no submission may see it.
@@ -94,10 +94,6 @@ def _hook(event, args):
 _sys.addaudithook(_hook)
 """
 SQLALCHEMY_NAME = "import sqlalchemy as _sa\n_sa.select = lambda *a, **k: None\n"
-
-
-def _wrong_with(code: str):
-    return solution_with(code, "ex_add_products", "wrong")
 
 
 CASES: list[Case] = [

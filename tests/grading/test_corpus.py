@@ -23,7 +23,7 @@ from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
 from tests.course.wrong_answers import WRONG_ANSWERS
 from tests.grading import corpus_database, corpus_outputs, corpus_rendering, corpus_sandbox
 from tests.grading.corpus import CASES as FIRST_ROUND
-from tests.grading.corpus import LESSON
+from tests.grading.corpus import LESSON, write_submission
 
 # Round two (issue 11): one module per class of hole, each holding its own cases.
 CASES = [*FIRST_ROUND, *corpus_sandbox.CASES, *corpus_database.CASES, *corpus_outputs.CASES,
@@ -51,16 +51,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus-course")
     bases = _bases()
     for case in _cases():
-        folder = root / "submitted" / case.name / LESSON
-        folder.mkdir(parents=True)
-        built = case.build(bases)
-        path = folder / f"{LESSON}.ipynb"
-        if isinstance(built, bytes):
-            path.write_bytes(built)
-        elif isinstance(built, str):
-            path.write_text(built)
-        else:
-            nbformat.write(built, path)
+        write_submission(root, case.name, case.build(bases))
     options = GradeOptions(workers=2, deadlines=Deadlines(cell=6.0, notebook=90.0, grace=2.0))
     # What class B's cases look for: a secret in the grader's environment, another checkout.
     other = Path(corpus_sandbox.OTHER_CHECKOUT)

@@ -54,13 +54,11 @@ def test_the_environment_is_an_allow_list_and_the_job_s_own():
     assert env["PATH"].startswith(os.path.dirname(sys.executable))
 
 
-def test_a_secret_in_the_grader_s_environment_is_nowhere_in_the_submission(tmp_path):
-    # The grader's environment when the fork server starts is what every fork could read back
-    # (/proc/self/environ is the block the process was started with), so it runs in its own.
-    secret = "s3cr3t-token-of-the-grader"
+def in_a_fresh_grader(tmp_path, cell: str, before: str = "") -> subprocess.CompletedProcess:
+    """Grade one `cell` in a grader process of its own (its own fork server), `before` run first
+    in that process; it prints the cell's stream output and errors after `RESULT`."""
     script = (
-        "import os, sys\n"
-        f"os.environ['GRADER_SECRET'] = {secret!r}\n"
+        f"import os, sys\n{before}\n"
         "from pathlib import Path\n"
         "from autograder.grading import sandbox\n"
         "from autograder.grading.executor import Deadlines, Executor, JobSpec\n"
@@ -69,42 +67,35 @@ def test_a_secret_in_the_grader_s_environment_is_nowhere_in_the_submission(tmp_p
         f"spec = sandbox.SandboxSpec(workdir=work, isolate={ROOT!r}, keep=[Path({str(project_root() / '.venv')!r}),"
         f" Path({str(project_root() / 'autograder')!r}), Path({str(sys_prefix())!r})])\n"
         "job = JobSpec(env={}, sandbox=spec, deadlines=Deadlines(cell=10, notebook=30))\n"
-        # The block a process was started with sits at the top of its stack: read it there.
-        "cell = (\"import os, ctypes\\nstack = next(l for l in open('/proc/self/maps') if '[stack]' in l)\\n"
-        "lo, hi = (int(x, 16) for x in stack.split()[0].split('-'))\\n"
-        "print('GRADER_SECRET' in os.environ, b's3cr3t' in ctypes.string_at(lo, hi - lo))\")\n"
-        "r = Executor().execute([(0, cell)], job)\n"
+        f"r = Executor().execute([(0, {cell!r})], job)\n"
         "print('RESULT', ''.join(o.get('text', '') for o in r.cells[0]['outputs']).strip(), "
         "[o.get('evalue') for o in r.cells[0]['outputs'] if o['output_type'] == 'error'])\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=project_root(),
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_a_secret_in_the_grader_s_environment_is_nowhere_in_the_submission(tmp_path):
+    # The grader's environment when the fork server starts is what every fork could read back
+    # (/proc/self/environ is the block the process was started with), so it runs in its own.
+    # The block a process was started with sits at the top of its stack: read it there.
+    done = in_a_fresh_grader(tmp_path, before="os.environ['GRADER_SECRET'] = 's3cr3t-token-of-the-grader'", cell=(
+        "import os, ctypes\nstack = next(l for l in open('/proc/self/maps') if '[stack]' in l)\n"
+        "lo, hi = (int(x, 16) for x in stack.split()[0].split('-'))\n"
+        "print('GRADER_SECRET' in os.environ, b's3cr3t' in ctypes.string_at(lo, hi - lo))"))
     assert "RESULT False False []" in done.stdout, done.stdout[-2000:]
 
 
 def test_what_the_submission_writes_to_fds_1_and_2_never_reaches_the_grader(tmp_path):
     # `grade-one` prints its JSON on the grader's stdout: a submission writing there could put a
     # forged document in front of it.
-    script = (
-        "from pathlib import Path\n"
-        "from autograder.grading import sandbox\n"
-        "from autograder.grading.executor import Deadlines, Executor, JobSpec\n"
-        f"work = Path({str(tmp_path / 'job')!r})\n"
-        "sandbox.prepare_workdir(work, 0)\n"
-        f"spec = sandbox.SandboxSpec(workdir=work, isolate={ROOT!r}, keep=[Path({str(project_root() / '.venv')!r}),"
-        f" Path({str(project_root() / 'autograder')!r}), Path({str(sys_prefix())!r})])\n"
-        "job = JobSpec(env={}, sandbox=spec, deadlines=Deadlines(cell=10, notebook=30))\n"
-        "cell = \"import os, sys\\nos.write(1, b'FORGED-OUT')\\nos.write(2, b'FORGED-ERR')\\n"
-        "sys.__stdout__.write('FORGED-PY'); sys.__stdout__.flush()\\nprint('mine')\"\n"
-        "r = Executor().execute([(0, cell)], job)\n"
-        "print('CELL', ''.join(o.get('text', '') for o in r.cells[0]['outputs']).strip())\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=project_root(),
-                          timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = in_a_fresh_grader(tmp_path, cell=(
+        "import os, sys\nos.write(1, b'FORGED-OUT')\nos.write(2, b'FORGED-ERR')\n"
+        "sys.__stdout__.write('FORGED-PY'); sys.__stdout__.flush()\nprint('mine')"))
     assert "FORGED" not in done.stdout + done.stderr
-    assert "CELL mine" in done.stdout
+    assert "RESULT mine []" in done.stdout
 
 
 @needs_root

@@ -20,8 +20,8 @@ from autograder.demos import pgbouncer
 from autograder.demos.pgbouncer import pgbouncer_in_front
 
 needs_pgbouncer = pytest.mark.skipif(
-    shutil.which("pgbouncer") is None and not any(
-        os.path.exists(p) for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer")),
+    shutil.which("pgbouncer") is None
+    and not any(os.path.exists(p) for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer")),
     reason="pgbouncer is not installed (make test installs it with apt-get when run as root)",
 )
 
@@ -50,15 +50,17 @@ async def test_transaction_pooling_breaks_the_default_engine_and_not_the_safe_on
         with pytest.raises(DBAPIError, match="prepared statement"):
             await _second_use_on_another_server_connection(bouncer.url)
         await _second_use_on_another_server_connection(
-            bouncer.url + "?prepared_statement_cache_size=0", poolclass=NullPool,
-            connect_args={"statement_cache_size": 0})
+            bouncer.url + "?prepared_statement_cache_size=0",
+            poolclass=NullPool,
+            connect_args={"statement_cache_size": 0},
+        )
 
 
 @needs_pgbouncer
 def test_the_bouncer_is_stopped_when_the_block_ends(fresh_database):
     with pgbouncer_in_front(fresh_database("pgb")) as bouncer:
         port = int(bouncer.url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # noqa: PT011 - refused or timed out alike: nothing listens there
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
 
 

@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
+from autograder.errors import describe
+
 BASE_URL = "http://test"
 
 
@@ -33,12 +35,6 @@ def _root_cause(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
-
-
-def describe(exc: BaseException) -> str:
-    """`TypeName: first line of the message`, for one-line reports."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class AppDriver:
@@ -60,7 +56,7 @@ class AppDriver:
 
         return app_that_records
 
-    async def __aenter__(self) -> "AppDriver":
+    async def __aenter__(self) -> AppDriver:
         manager = LifespanManager(
             self.app, startup_timeout=self.startup_timeout, shutdown_timeout=self.shutdown_timeout
         )
@@ -110,12 +106,3 @@ class AppDriver:
 
     async def post(self, url: str, **kw: Any) -> httpx.Response:
         return await self.request("POST", url, **kw)
-
-    async def put(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.request("PUT", url, **kw)
-
-    async def patch(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.request("PATCH", url, **kw)
-
-    async def delete(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.request("DELETE", url, **kw)

@@ -8,6 +8,8 @@ because of `_render_traceback_`, the hook IPython uses instead of a traceback.
 
 from __future__ import annotations
 
+import re
+
 
 class SetupError(Exception):
     """Something about the environment is wrong; the message says what to do."""
@@ -21,3 +23,38 @@ class SetupError(Exception):
 
     def _render_traceback_(self) -> list[str]:  # IPython hook: no traceback wall
         return [f"{type(self).__name__}: {self.message}"]
+
+
+# --------------------------------------------------------------------------- one-line reports
+
+_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")  # SQLAlchemy's link: noise here
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses change every run
+_DRIVER_PREFIX = re.compile(r"^\(.*?\) ")  # "(sqlalchemy.dialects...Error) " before a driver's message
+
+
+def first_line(text: str, limit: int | None = None) -> str:
+    """The first line of `text`, without SQLAlchemy's background link or object addresses,
+    cut to `limit` characters (ending in "...") when it is longer."""
+    text = _ADDRESS.sub("", _BACKGROUND.sub("", text)).strip()
+    return _cut(text.splitlines()[0].strip() if text else "", limit)
+
+
+def _cut(line: str, limit: int | None) -> str:
+    return line[: limit - 3].rstrip() + "..." if limit is not None and len(line) > limit else line
+
+
+def describe(error: BaseException, limit: int | None = None, *, driver: bool = False) -> str:
+    """`TypeName: first line of the message`, for one-line reports.
+
+    With `driver=True`, a SQLAlchemy error that wraps a driver's exception (`.orig`) is
+    reported as that exception, without SQLAlchemy's "(module.Class) " prefix: what the
+    database said, which is what a migration author needs.
+    """
+    orig = getattr(error, "orig", None) if driver else None
+    shown = orig if orig is not None else error
+    first = first_line(str(shown))
+    if driver:
+        first = _DRIVER_PREFIX.sub("", first)
+    first = _cut(first, limit)
+    name = type(shown).__name__
+    return f"{name}: {first}" if first else name

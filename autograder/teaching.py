@@ -15,11 +15,12 @@ Nothing here grades anything; graded checks live in `autograder.checks`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from autograder.errors import describe
 
 __all__ = [
     "DemoDidNotFail",
@@ -34,9 +35,6 @@ __all__ = [
     "bar_chart",
     "Chart",
 ]
-
-_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses change every run
 
 
 class DemoDidNotFail(AssertionError):
@@ -56,13 +54,8 @@ class Failure:
 
 
 def one_line(error: BaseException, limit: int = 200) -> str:
-    """`TypeName: first line of the message`, without SQLAlchemy's background link."""
-    text = _ADDRESS.sub("", _BACKGROUND.sub("", str(error))).strip()
-    first = text.splitlines()[0].strip() if text else ""
-    if len(first) > limit:
-        first = first[: limit - 3].rstrip() + "..."
-    name = type(error).__name__
-    return f"{name}: {first}" if first else name
+    """`TypeName: first line of the message`, without SQLAlchemy's background link, cut to `limit`."""
+    return describe(error, limit)
 
 
 @contextmanager
@@ -84,7 +77,7 @@ def expect_failure(
     outcome = Failure(expected=tuple(expected))
     try:
         yield outcome
-    except expected as exc:  # type: ignore[misc]
+    except expected as exc:
         if contains is not None and contains not in str(exc):
             raise
         outcome.error = exc
@@ -229,8 +222,14 @@ class Chart:
     tenth of grading a whole lesson — and nobody looks at the grader's copy.
     """
 
-    def __init__(self, figure: Any = None, *, build: Callable[[], Any] | None = None,
-                 title: str = "", values: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        figure: Any = None,
+        *,
+        build: Callable[[], Any] | None = None,
+        title: str = "",
+        values: Mapping[str, Any] | None = None,
+    ):
         if (figure is None) == (build is None):
             raise TypeError("Chart needs a figure or a build function (one of them)")
         self._figure = figure
@@ -241,6 +240,7 @@ class Chart:
     @property
     def figure(self) -> Any:
         if self._figure is None:
+            assert self._build is not None, "__init__ takes a figure or a build function"
             self._figure = self._build()
         return self._figure
 
@@ -254,8 +254,7 @@ class Chart:
         return buffer.getvalue()
 
     def __repr__(self) -> str:
-        shown = "; ".join(f"{k}: {v:g}" if isinstance(v, (int, float)) else f"{k}: {v}"
-                          for k, v in self.values.items())
+        shown = "; ".join(f"{k}: {v:g}" if isinstance(v, (int, float)) else f"{k}: {v}" for k, v in self.values.items())
         return f"<Chart: {self.title}" + (f" | {shown}>" if shown else ">")
 
 

@@ -70,7 +70,7 @@ async def test_startup_that_hangs_times_out():
         await asyncio.sleep(30)
         yield
 
-    with pytest.raises(StartupFailed, match="did not finish within 0.2 s"):
+    with pytest.raises(StartupFailed, match=r"did not finish within 0\.2 s"):
         async with AppDriver(FastAPI(lifespan=lifespan), startup_timeout=0.2):
             pass
 

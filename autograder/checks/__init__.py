@@ -1,9 +1,9 @@
 """Checks that observe what an app did to the database, never how its code reads.
 
-    async with Probe(app) as probe:
-        (await rolled_back(probe, Call.post("/users", json=bad), table="users")).require()
-        ex = await probe.request("GET", "/authors")
-        max_queries(ex, 2).require()
+async with Probe(app) as probe:
+    (await rolled_back(probe, Call.post("/users", json=bad), table="users")).require()
+    ex = await probe.request("GET", "/authors")
+    max_queries(ex, 2).require()
 """
 
 from autograder.checks.concurrency import takes_row_lock, transfer_storm
@@ -28,18 +28,45 @@ from autograder.checks.unit_of_work import session_from_dependency, single_trans
 from autograder.checks.verdict import CheckFailed, Verdict
 
 __all__ = [
-    "Probe", "Call", "Exchange", "Verdict", "CheckFailed",
-    "rolled_back", "committed_once", "savepoint_trace", "max_queries", "exact_queries",
-    "no_connection_leak", "no_lazy_load", "session_per_request",
-    "savepoint_per_item", "rows_exactly", "nothing_kept",
-    "single_transaction", "session_from_dependency",
+    "Probe",
+    "Call",
+    "Exchange",
+    "Verdict",
+    "CheckFailed",
+    "rolled_back",
+    "committed_once",
+    "savepoint_trace",
+    "max_queries",
+    "exact_queries",
+    "no_connection_leak",
+    "no_lazy_load",
+    "session_per_request",
+    "savepoint_per_item",
+    "rows_exactly",
+    "nothing_kept",
+    "single_transaction",
+    "session_from_dependency",
     "matches_database",
-    "fails_at_startup", "no_connections_after_shutdown", "separate_engines",
-    "fans_out_concurrently", "streams_within_memory", "healthy_when_up", "unhealthy_when_down",
+    "fails_at_startup",
+    "no_connections_after_shutdown",
+    "separate_engines",
+    "fans_out_concurrently",
+    "streams_within_memory",
+    "healthy_when_up",
+    "unhealthy_when_down",
     "unreachable_url",
-    "transfer_storm", "takes_row_lock",
-    "Revision", "schema_matches_models", "migration_roundtrip", "data_migrated",
-    "keyset_pages_stable", "single_winner",
-    "maps_integrity_error", "not_retried", "retried_until_success", "retries_bounded",
-    "suite_kills_mutants", "suite_passes",
+    "transfer_storm",
+    "takes_row_lock",
+    "Revision",
+    "schema_matches_models",
+    "migration_roundtrip",
+    "data_migrated",
+    "keyset_pages_stable",
+    "single_winner",
+    "maps_integrity_error",
+    "not_retried",
+    "retried_until_success",
+    "retries_bounded",
+    "suite_kills_mutants",
+    "suite_passes",
 ]

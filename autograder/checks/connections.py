@@ -7,11 +7,12 @@ garbage collector: the connection stays checked out and is counted here.
 
 from __future__ import annotations
 
-from autograder.checks._describe import outcome
+from autograder.checks.messages import check, outcome, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
 
 
+@check
 async def no_connection_leak(probe: Probe, call: Call, times: int = 20) -> Verdict:
     baseline = probe.pool.checked_out()
     done = 0
@@ -23,17 +24,20 @@ async def no_connection_leak(probe: Probe, call: Call, times: int = 20) -> Verdi
             # Stop at the first leak: going on would exhaust the pool and hang
             # each further request for the pool timeout.
             break
+    if last is None:
+        raise ValueError("times must be at least 1")
     leaked = probe.pool.checked_out() - baseline
     passed = leaked <= 0
-    return Verdict(
-        check="no_connection_leak",
-        passed=passed,
-        expected=f"after {times} × {call}, no connection is still checked out of the pool",
-        actual=(f"{done} request(s) ran, last {outcome(last)}; "
-                f"{leaked if leaked > 0 else 0} connection(s) still checked out"
-                + (" (stopped at the first leak)" if done < times else "")),
+    return verdict(
+        passed,
+        f"after {times} × {call}, no connection is still checked out of the pool",
+        (
+            f"{done} request(s) ran, last {outcome(last)}; "
+            f"{leaked if leaked > 0 else 0} connection(s) still checked out"
+            + (" (stopped at the first leak)" if done < times else "")
+        ),
         sql=[] if passed else last.sql,
-        hint="" if passed else (
+        hint=(
             "a session was not closed, so its connection never went back to the pool. Open it with "
             "`async with SessionLocal() as session:` in get_db so it is closed even when the request fails."
         ),

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from autograder.checks._describe import outcome
+from autograder.checks.messages import Hint, check, first_hint, outcome, plural, verdict
 from autograder.checks.probe import Exchange, Probe
 from autograder.checks.verdict import Verdict
 
@@ -39,8 +39,8 @@ class _Shape(Exception):
     """The response is not the nested list of objects the check was told to expect."""
 
 
-def _tree_from_rows(rows: Sequence[Sequence[Any]]) -> dict[Any, set[tuple]]:
-    tree: dict[Any, set[tuple]] = {}
+def _tree_from_rows(rows: Sequence[Sequence[Any]]) -> dict[Any, set[tuple[Any, ...]]]:
+    tree: dict[Any, set[tuple[Any, ...]]] = {}
     for row in rows:
         values = list(row)
         while values and values[-1] is None:
@@ -51,7 +51,7 @@ def _tree_from_rows(rows: Sequence[Sequence[Any]]) -> dict[Any, set[tuple]]:
     return tree
 
 
-def _paths(obj: Any, nested: Sequence[str], key: str, where: str) -> set[tuple]:
+def _paths(obj: Any, nested: Sequence[str], key: str, where: str) -> set[tuple[Any, ...]]:
     """Every key path below `obj` along `nested`; () for an empty list."""
     if not nested:
         return {()}
@@ -61,7 +61,7 @@ def _paths(obj: Any, nested: Sequence[str], key: str, where: str) -> set[tuple]:
     children = obj[name]
     if not children:
         return {()}
-    found: set[tuple] = set()
+    found: set[tuple[Any, ...]] = set()
     for i, child in enumerate(children):
         if not isinstance(child, dict) or key not in child:
             raise _Shape(f"{where}.{name}[{i}] has no {key!r}")
@@ -70,10 +70,10 @@ def _paths(obj: Any, nested: Sequence[str], key: str, where: str) -> set[tuple]:
     return found
 
 
-def _tree_from_response(body: Any, nested: Sequence[str], key: str) -> dict[Any, set[tuple]]:
+def _tree_from_response(body: Any, nested: Sequence[str], key: str) -> dict[Any, set[tuple[Any, ...]]]:
     if not isinstance(body, list):
         raise _Shape(f"the response is {type(body).__name__}, not a list")
-    tree: dict[Any, set[tuple]] = {}
+    tree: dict[Any, set[tuple[Any, ...]]] = {}
     for i, obj in enumerate(body):
         if not isinstance(obj, dict) or key not in obj:
             raise _Shape(f"item [{i}] has no {key!r}")
@@ -81,23 +81,20 @@ def _tree_from_response(body: Any, nested: Sequence[str], key: str) -> dict[Any,
     return tree
 
 
-def _order(value: Any) -> tuple:
+def _order(value: Any) -> tuple[Any, ...]:
     """Sort ids as numbers when they are numbers (2 before 12), anything else as text."""
     if isinstance(value, tuple):
         return tuple(_order(v) for v in value)
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
-def _fmt(paths: set[tuple]) -> str:
+def _fmt(paths: set[tuple[Any, ...]]) -> str:
     shown = sorted((p for p in paths if p), key=_order)
     text = ", ".join("/".join(str(v) for v in p) for p in shown[:6])
     return text + (f" (+{len(shown) - 6} more)" if len(shown) > 6 else "")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
+@check
 async def matches_database(
     probe: Probe,
     exchange: Exchange,
@@ -117,31 +114,44 @@ async def matches_database(
     rows = await probe.fetch(sql, *args)  # committed data, outside the app's session
     truth = _tree_from_rows(rows)
     if exchange.status >= 400:
-        return Verdict("matches_database", False, expected, f"the request failed ({outcome(exchange)})",
-                       exchange.sql, "fix the error first; the response has no data to compare.")
+        return verdict(
+            False,
+            expected,
+            f"the request failed ({outcome(exchange)})",
+            exchange.sql,
+            hint="fix the error first; the response has no data to compare.",
+        )
     try:
         got = _tree_from_response(exchange.response.json(), nested, key)
     except (_Shape, ValueError) as exc:
-        return Verdict(
-            "matches_database", False, expected,
-            f"a response of an unexpected shape: {exc} ({outcome(exchange)})", exchange.sql,
-            f"return a list of objects with {key!r}, each with a list {nested[0]!r}"
-            + (f" whose items have {key!r} and {'/'.join(nested[1:])!r}" if len(nested) > 1 else "") + ".",
+        return verdict(
+            False,
+            expected,
+            f"a response of an unexpected shape: {exc} ({outcome(exchange)})",
+            exchange.sql,
+            hint=(
+                f"return a list of objects with {key!r}, each with a list {nested[0]!r}"
+                + (f" whose items have {key!r} and {'/'.join(nested[1:])!r}" if len(nested) > 1 else "")
+                + "."
+            ),
         )
     if got == truth:
-        return Verdict("matches_database", True, expected,
-                       f"{_plural(len(got), parent)}, all matching ({outcome(exchange)})", exchange.sql)
+        return verdict(True, expected, f"{plural(len(got), parent)}, all matching ({outcome(exchange)})", exchange.sql)
 
     problems: list[str] = []
     extra_children = missing_children = 0
     missing_parents = sorted(set(truth) - set(got), key=_order)
     extra_parents = sorted(set(got) - set(truth), key=_order)
     if missing_parents:
-        problems.append(f"{_plural(len(missing_parents), parent)} missing from the response "
-                        f"(e.g. {', '.join(map(str, missing_parents[:MAX_EXAMPLES]))})")
+        problems.append(
+            f"{plural(len(missing_parents), parent)} missing from the response "
+            f"(e.g. {', '.join(map(str, missing_parents[:MAX_EXAMPLES]))})"
+        )
     if extra_parents:
-        problems.append(f"{_plural(len(extra_parents), parent)} in the response that the database query "
-                        f"does not return (e.g. {', '.join(map(str, extra_parents[:MAX_EXAMPLES]))})")
+        problems.append(
+            f"{plural(len(extra_parents), parent)} in the response that the database query "
+            f"does not return (e.g. {', '.join(map(str, extra_parents[:MAX_EXAMPLES]))})"
+        )
     examples: list[str] = []
     for p in sorted(set(got) & set(truth), key=_order):
         extra, missing = got[p] - truth[p], truth[p] - got[p]
@@ -160,18 +170,27 @@ async def matches_database(
             examples.append(" ".join(parts))
     if extra_children or missing_children:
         wrong = len({p for p in set(got) & set(truth) if got[p] != truth[p]})
-        problems.append(f"{_plural(wrong, parent)} with the wrong {path_name}: " + "; ".join(examples))
+        problems.append(f"{plural(wrong, parent)} with the wrong {path_name}: " + "; ".join(examples))
 
-    if extra_children and not missing_children:
-        hint = ("the response has children the database query excludes: a filter in a join does not "
+    return verdict(
+        False,
+        expected,
+        "; ".join(problems) + f" ({outcome(exchange)})",
+        exchange.sql,
+        hint=first_hint(
+            Hint(
+                extra_children and not missing_children,
+                "the response has children the database query excludes: a filter in a join does not "
                 "filter a collection loaded separately (selectinload, lazy) — load it from the filtered "
                 "join with `contains_eager`; and if the session already held these objects, add "
-                "`.execution_options(populate_existing=True)` so the collection is replaced.")
-    elif missing_children or missing_parents:
-        hint = ("rows are missing: a LIMIT/OFFSET on a joined query counts joined rows, not parents — "
-                "limit the parents (selectinload) or in a subquery; also check the filter.")
-    else:
-        hint = ("the parents differ from the database query: an inner join keeps only parents with a "
-                "matching child, an outer join keeps them all.")
-    return Verdict("matches_database", False, expected, "; ".join(problems) + f" ({outcome(exchange)})",
-                   exchange.sql, hint)
+                "`.execution_options(populate_existing=True)` so the collection is replaced.",
+            ),
+            Hint(
+                missing_children or missing_parents,
+                "rows are missing: a LIMIT/OFFSET on a joined query counts joined rows, not parents — "
+                "limit the parents (selectinload) or in a subquery; also check the filter.",
+            ),
+            default="the parents differ from the database query: an inner join keeps only parents with a "
+            "matching child, an outer join keeps them all.",
+        ),
+    )

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from autograder.checks._describe import outcome, rows, trace
+from autograder.checks.messages import Hint, check, first_hint, outcome, rows, trace, verdict
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 from autograder.db.admin import asyncpg_params
@@ -36,7 +36,11 @@ from autograder.db.admin import asyncpg_params
 RETRYABLE = ("40001", "40P01")  # serialization_failure, deadlock_detected
 
 __all__ = [
-    "Collision", "collide", "maps_integrity_error", "not_retried", "retried_until_success",
+    "Collision",
+    "collide",
+    "maps_integrity_error",
+    "not_retried",
+    "retried_until_success",
     "retries_bounded",
 ]
 
@@ -64,7 +68,12 @@ def _url_of(target: Any) -> str:
 
 
 async def collide(
-    db: Any, conflict_sql: str, action: Awaitable[Any], *, conflicts: int = 1, wait: float = 5.0,
+    db: Any,
+    conflict_sql: str,
+    action: Awaitable[Any],
+    *,
+    conflicts: int = 1,
+    wait: float = 5.0,
 ) -> Collision:
     """Run `action` while a transaction of our own keeps changing the row it wants.
 
@@ -78,7 +87,7 @@ async def collide(
     monitor = await asyncpg.connect(**params)
     out = Collision()
     t0 = time.perf_counter()
-    task: asyncio.Task | None = None
+    task: asyncio.Task[Any] | None = None
     holding = False
     try:
         holder_pid = holder.get_server_pid()
@@ -91,14 +100,15 @@ async def collide(
             blocked = False
             while not task.done() and time.perf_counter() < deadline:
                 blocked = await monitor.fetchval(
-                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-                    holder_pid)
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", holder_pid
+                )
                 if blocked:
                     break
                 await asyncio.sleep(0.005)
             if not blocked:
-                out.log.append("the action was not blocked behind the held row" if not task.done()
-                               else "the action finished")
+                out.log.append(
+                    "the action was not blocked behind the held row" if not task.done() else "the action finished"
+                )
                 break
             out.blocked += 1
             if out.committed + 1 < conflicts:
@@ -118,7 +128,7 @@ async def collide(
             holding = False
         try:
             out.result = await asyncio.wait_for(task, wait * 3)
-        except Exception as exc:  # the action's own failure is a result, not ours
+        except Exception as exc:  # noqa: BLE001 - the action's own failure is a result, not ours
             out.error = exc
     finally:
         if task is None and asyncio.iscoroutine(action):
@@ -128,7 +138,7 @@ async def collide(
         if holding:
             try:
                 await holder.execute("ROLLBACK")
-            except Exception:
+            except Exception:  # noqa: BLE001 - best-effort cleanup: closing the connection ends the transaction anyway
                 pass
         await holder.close()
         await monitor.close()
@@ -152,14 +162,34 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def _kinds_after_first_rollback(kinds: list[str]) -> list[str]:
-    return kinds[kinds.index("ROLLBACK") + 1:] if "ROLLBACK" in kinds else []
+    return kinds[kinds.index("ROLLBACK") + 1 :] if "ROLLBACK" in kinds else []
+
+
+def _first_error_is(ex: Exchange, name: str) -> bool:
+    """The first exception the app raised during `ex` is of the class called `name`."""
+    return bool(ex.errors) and type(ex.errors[0]).__name__ == name
+
+
+def _unfinished(expected: str, col: Collision) -> Verdict:
+    return verdict(
+        False,
+        expected,
+        f"the request did not finish: {col.error!r}",
+        hint="the request hung or crashed the test client; see the error above.",
+    )
 
 
 # --------------------------------------------------------------------------- checks
 
 
+@check
 async def maps_integrity_error(
-    probe: Probe, call: Call, *, status: int, field: str, tables: list[str],
+    probe: Probe,
+    call: Call,
+    *,
+    status: int,
+    field: str,
+    tables: list[str],
 ) -> Verdict:
     """`call` violates a constraint: the client gets `status` with a JSON body whose `field` names
     the offending field, and none of `tables` changes (nothing half-written, nothing committed)."""
@@ -171,51 +201,59 @@ async def maps_integrity_error(
     changed = {t: (before[t], after[t]) for t in tables if before[t] != after[t]}
     kinds = ex.tx_kinds()
     passed = ex.status == status and named == field and not changed and not ex.error_after_response
-    cause = ex.errors[0] if ex.errors else None
-    if passed:
-        hint = ""
-    elif cause is not None and type(cause).__name__ == "PendingRollbackError":
-        hint = ("the session was used again after a failed flush: its transaction is dead until it is "
+    counts = "; ".join(f"{t} {rows(after[t])} (was {before[t]})" for t in tables)
+    return verdict(
+        passed,
+        (
+            f'{call} answers {status} with a JSON body whose "field" is {field!r}, '
+            f"and {', '.join(tables)} stay unchanged"
+        ),
+        f"{outcome(ex)}, body {_short(ex.response.text)}; {counts}; transactions: {trace(kinds)}",
+        ex.sql,
+        hint=first_hint(
+            Hint(
+                _first_error_is(ex, "PendingRollbackError"),
+                "the session was used again after a failed flush: its transaction is dead until it is "
                 "rolled back (PendingRollbackError). Let the IntegrityError propagate out of the route "
                 "(get_db then skips its commit and the session rolls back when it closes) and turn it "
                 "into a response in an exception handler — or `await session.rollback()` before "
-                "anything else touches the session.")
-    elif changed:
-        hint = ("the request failed but rows were committed: something committed before the failing "
+                "anything else touches the session.",
+            ),
+            Hint(
+                changed,
+                "the request failed but rows were committed: something committed before the failing "
                 "statement (a commit in the route, or a handler that commits). Commit once, in get_db, "
-                "only when the route succeeded.")
-    elif ex.status == 500:
-        hint = ("the constraint violation escaped as a 500. Catch sqlalchemy.exc.IntegrityError and "
+                "only when the route succeeded.",
+            ),
+            Hint(
+                ex.status == 500,
+                "the constraint violation escaped as a 500. Catch sqlalchemy.exc.IntegrityError and "
                 "decide by `exc.orig.sqlstate` (23505 unique, 23503 foreign key, 23514 check, "
                 "23502 not null) and by the constraint's name (`exc.orig.driver_exception."
-                "constraint_name`), not by the message text.")
-    elif ex.status != status:
-        hint = (f"the status should be {status}: 409 Conflict when the row clashes with one that "
+                "constraint_name`), not by the message text.",
+            ),
+            Hint(
+                ex.status != status,
+                f"the status should be {status}: 409 Conflict when the row clashes with one that "
                 "exists (unique, SQLSTATE 23505); 422 when the data refers to something that does not "
                 "exist or breaks a rule (foreign key 23503, check 23514, not null 23502). Read the "
                 "SQLSTATE, not the message: the message's words (and the SQL and parameters that "
-                "SQLAlchemy appends to it) are not a stable interface.")
-    elif named != field:
-        hint = (f"the JSON body's \"field\" should be {field!r}, got {named!r}. Find it from the "
+                "SQLAlchemy appends to it) are not a stable interface.",
+            ),
+            Hint(
+                named != field,
+                f'the JSON body\'s "field" should be {field!r}, got {named!r}. Find it from the '
                 "constraint that was violated (`exc.orig.driver_exception.constraint_name`, or "
                 "`column_name` for NOT NULL) — searching str(exc) for a column name finds the SQL "
-                "statement, which names every column.")
-    else:
-        hint = ("the client got its answer but the app raised afterwards: commit before the response "
-                "(`Depends(get_db, scope=\"function\")`).")
-    counts = "; ".join(f"{t} {rows(after[t])} (was {before[t]})" for t in tables)
-    return Verdict(
-        check="maps_integrity_error",
-        passed=passed,
-        expected=(f"{call} answers {status} with a JSON body whose \"field\" is {field!r}, "
-                  f"and {', '.join(tables)} stay unchanged"),
-        actual=(f"{outcome(ex)}, body {_short(ex.response.text)}; {counts}; "
-                f"transactions: {trace(kinds)}"),
-        sql=ex.sql,
-        hint=hint,
+                "statement, which names every column.",
+            ),
+            default="the client got its answer but the app raised afterwards: commit before the response "
+            '(`Depends(get_db, scope="function")`).',
+        ),
     )
 
 
+@check
 async def not_retried(probe: Probe, call: Call, *, table: str, verb: str = "INSERT") -> Verdict:
     """`call` fails with an error that retrying cannot fix (a unique violation): the app must
     answer a 4xx after sending its `verb` on `table` exactly once."""
@@ -225,39 +263,51 @@ async def not_retried(probe: Probe, call: Call, *, table: str, verb: str = "INSE
     needle = f"{verb.upper()} INTO {table.upper()}" if verb.upper() == "INSERT" else f"{verb.upper()} {table.upper()}"
     sent = [s.sql for s in ex.statements if s.kind == verb.upper() and needle in " ".join(s.sql.upper().split())]
     attempts = ex.tx_kinds().count("BEGIN")
-    passed = len(sent) == 1 and 400 <= ex.status < 500
-    if passed:
-        hint = ""
-    elif len(sent) > 1:
-        hint = (f"the same {verb} was sent {len(sent)} times: the retry also caught an error that cannot "
+    return verdict(
+        len(sent) == 1 and 400 <= ex.status < 500,
+        f"{call} is refused with a 4xx after exactly one {verb} on {table} (no retry)",
+        (
+            f"{outcome(ex)} after {seconds:.2f} s; {verb} on {table} sent {len(sent)} time(s) in "
+            f"{attempts} transaction(s); transactions: {trace(ex.tx_kinds())}"
+        ),
+        ex.sql,
+        hint=first_hint(
+            Hint(
+                len(sent) > 1,
+                f"the same {verb} was sent {len(sent)} times: the retry also caught an error that cannot "
                 "succeed on a second try. Retry only SQLSTATE 40001 (serialization failure) and 40P01 "
-                "(deadlock) — check `exc.orig.sqlstate` — and re-raise everything else at once.")
-    elif not sent:
-        hint = f"no {verb} on {table} reached the database; the request should try once."
-    else:
-        hint = (f"the {verb} ran once, but the client got {ex.status}: a duplicate is the client's "
-                "problem (409), not a 5xx.")
-    return Verdict(
-        check="not_retried",
-        passed=passed,
-        expected=f"{call} is refused with a 4xx after exactly one {verb} on {table} (no retry)",
-        actual=(f"{outcome(ex)} after {seconds:.2f} s; {verb} on {table} sent {len(sent)} time(s) in "
-                f"{attempts} transaction(s); transactions: {trace(ex.tx_kinds())}"),
-        sql=ex.sql,
-        hint=hint,
+                "(deadlock) — check `exc.orig.sqlstate` — and re-raise everything else at once.",
+            ),
+            Hint(not sent, f"no {verb} on {table} reached the database; the request should try once."),
+            default=(
+                f"the {verb} ran once, but the client got {ex.status}: a duplicate is the client's "
+                "problem (409), not a 5xx."
+            ),
+        ),
     )
 
 
 async def _collide_request(
-    probe: Probe, call: Call, conflict_sql: str, conflicts: int, wait: float,
+    probe: Probe,
+    call: Call,
+    conflict_sql: str,
+    conflicts: int,
+    wait: float,
 ) -> tuple[Collision, Exchange | None]:
     col = await collide(probe.engine, conflict_sql, probe.request(call), conflicts=conflicts, wait=wait)
     return col, col.result
 
 
+@check
 async def retried_until_success(
-    probe: Probe, call: Call, *, conflict_sql: str, state_sql: str,
-    expected: Callable[[int], Any], conflicts: int = 1, wait: float = 5.0,
+    probe: Probe,
+    call: Call,
+    *,
+    conflict_sql: str,
+    state_sql: str,
+    expected: Callable[[int], Any],
+    conflicts: int = 1,
+    wait: float = 5.0,
 ) -> Verdict:
     """A real serialization failure hits `call`'s transaction (`conflicts` times); the app must run
     the whole transaction again and succeed: a 2xx, a ROLLBACK followed by a new BEGIN … COMMIT,
@@ -266,53 +316,68 @@ async def retried_until_success(
     state = await probe.fetchval(state_sql)
     want = expected(col.committed)
     if ex is None:
-        return Verdict("retried_until_success", False,
-                       f"{call} answers a 2xx after retrying", f"the request did not finish: {col.error!r}",
-                       hint="the request hung or crashed the test client; see the error above.")
+        return _unfinished(f"{call} answers a 2xx after retrying", col)
     kinds = ex.tx_kinds()
     after = _kinds_after_first_rollback(kinds)
     retried = "BEGIN" in after and after[-1:] == ["COMMIT"]
     commits = kinds.count("COMMIT")
-    passed = (200 <= ex.status < 300 and col.blocked >= 1 and retried and commits == 1 and state == want)
+    passed = 200 <= ex.status < 300 and col.blocked >= 1 and retried and commits == 1 and state == want
     cause = ex.errors[0] if ex.errors else None
-    cause_name = type(cause).__name__ if cause is not None else ""
-    if passed:
-        hint = ""
-    elif col.blocked == 0:
-        hint = ("the request never waited on the row the test was changing, so no conflict could be "
+    return verdict(
+        passed,
+        (
+            f"{call} meets {conflicts} serialization failure(s) (SQLSTATE 40001), runs its whole "
+            f"transaction again and succeeds: ..., ROLLBACK, BEGIN, ..., COMMIT; final value {want!r}"
+        ),
+        (
+            f"{outcome(ex)}; blocked {col.blocked} time(s), {col.committed} conflicting change(s) "
+            f"committed; final value {state!r}; transactions: {trace(kinds)}"
+        ),
+        ex.sql,
+        hint=first_hint(
+            Hint(
+                col.blocked == 0,
+                "the request never waited on the row the test was changing, so no conflict could be "
                 "produced; use the lesson's app unchanged (its transaction must read, then update the "
-                "row, at REPEATABLE READ).")
-    elif cause_name == "PendingRollbackError" or "InFailedSQLTransaction" in repr(cause) or (
-            cause is not None and "current transaction is aborted" in str(cause)):
-        hint = ("the retry re-ran a statement inside the transaction that had already failed. A "
+                "row, at REPEATABLE READ).",
+            ),
+            Hint(
+                _first_error_is(ex, "PendingRollbackError")
+                or "InFailedSQLTransaction" in repr(cause)
+                or (cause is not None and "current transaction is aborted" in str(cause)),
+                "the retry re-ran a statement inside the transaction that had already failed. A "
                 "serialization failure kills the whole transaction: roll it back, open a NEW session "
-                "(a new transaction, a new snapshot) and run the whole unit of work again.")
-    elif "ROLLBACK" not in kinds or "BEGIN" not in after:
-        hint = ("the transaction failed with SQLSTATE 40001 and was not run again. Catch DBAPIError, "
+                "(a new transaction, a new snapshot) and run the whole unit of work again.",
+            ),
+            Hint(
+                "ROLLBACK" not in kinds or "BEGIN" not in after,
+                "the transaction failed with SQLSTATE 40001 and was not run again. Catch DBAPIError, "
                 "and when `exc.orig.sqlstate` is 40001 or 40P01 run the whole transaction again in a "
-                "fresh session (with a short, growing delay and a bounded number of attempts).")
-    elif commits != 1:
-        hint = (f"{commits} COMMITs: the retried transaction must be the only one that commits; an "
-                "earlier attempt's work must be rolled back, not committed.")
-    elif state != want:
-        hint = (f"the final value is {state!r}, expected {want!r}: the retry must read the row again "
-                "in its new transaction, not reuse what the failed attempt read.")
-    else:
-        hint = f"{call} should succeed once the retry got through; it answered {ex.status}."
-    return Verdict(
-        check="retried_until_success",
-        passed=passed,
-        expected=(f"{call} meets {conflicts} serialization failure(s) (SQLSTATE 40001), runs its whole "
-                  f"transaction again and succeeds: ..., ROLLBACK, BEGIN, ..., COMMIT; final value {want!r}"),
-        actual=(f"{outcome(ex)}; blocked {col.blocked} time(s), {col.committed} conflicting change(s) "
-                f"committed; final value {state!r}; transactions: {trace(kinds)}"),
-        sql=ex.sql,
-        hint=hint,
+                "fresh session (with a short, growing delay and a bounded number of attempts).",
+            ),
+            Hint(
+                commits != 1,
+                f"{commits} COMMITs: the retried transaction must be the only one that commits; an "
+                "earlier attempt's work must be rolled back, not committed.",
+            ),
+            Hint(
+                state != want,
+                f"the final value is {state!r}, expected {want!r}: the retry must read the row again "
+                "in its new transaction, not reuse what the failed attempt read.",
+            ),
+            default=f"{call} should succeed once the retry got through; it answered {ex.status}.",
+        ),
     )
 
 
+@check
 async def retries_bounded(
-    probe: Probe, call: Call, *, conflict_sql: str, max_attempts: int, status: int = 503,
+    probe: Probe,
+    call: Call,
+    *,
+    conflict_sql: str,
+    max_attempts: int,
+    status: int = 503,
     wait: float = 5.0,
 ) -> Verdict:
     """Every attempt of `call` meets a serialization failure: the app must give up after at most
@@ -320,35 +385,35 @@ async def retries_bounded(
     limit = max_attempts + 3
     col, ex = await _collide_request(probe, call, conflict_sql, limit, wait)
     if ex is None:
-        return Verdict("retries_bounded", False, f"{call} gives up with {status}",
-                       f"the request did not finish: {col.error!r}",
-                       hint="the request hung or crashed the test client; see the error above.")
+        return _unfinished(f"{call} gives up with {status}", col)
     kinds = ex.tx_kinds()
     attempts = max(col.blocked, kinds.count("BEGIN"))
-    passed = 2 <= attempts <= max_attempts and ex.status == status
-    if passed:
-        hint = ""
-    elif attempts > max_attempts:
-        hint = (f"the request made {attempts} attempts and stopped only because the test stopped "
+    return verdict(
+        2 <= attempts <= max_attempts and ex.status == status,
+        (
+            f"{call} meets a serialization failure on every attempt and gives up after 2 to "
+            f"{max_attempts} attempts with {status}"
+        ),
+        f"{outcome(ex)} after {attempts} attempt(s) and {col.seconds:.2f} s; transactions: {trace(kinds)}",
+        ex.sql[:40],
+        hint=first_hint(
+            Hint(
+                attempts > max_attempts,
+                f"the request made {attempts} attempts and stopped only because the test stopped "
                 f"conflicting after {limit}. Retry a bounded number of times (3 or 4 attempts), with a "
                 "short growing delay, then re-raise: under real contention an unbounded loop holds a "
-                "connection and the client forever.")
-    elif attempts < 2:
-        hint = ("the request gave up at the first serialization failure: retry 40001/40P01 at least "
-                "once, in a new transaction.")
-    elif 200 <= ex.status < 300:
-        hint = ("every attempt failed, yet the client was told it worked.")
-    else:
-        hint = (f"after the last attempt the client should get {status} (the error is temporary: "
-                "\"try again later\"), got {0}. Re-raise the last error from the retry helper and "
-                "let the app's handler for DBAPIError answer 503.".format(ex.status))
-    return Verdict(
-        check="retries_bounded",
-        passed=passed,
-        expected=(f"{call} meets a serialization failure on every attempt and gives up after 2 to "
-                  f"{max_attempts} attempts with {status}"),
-        actual=(f"{outcome(ex)} after {attempts} attempt(s) and {col.seconds:.2f} s; "
-                f"transactions: {trace(kinds)}"),
-        sql=ex.sql[:40],
-        hint=hint,
+                "connection and the client forever.",
+            ),
+            Hint(
+                attempts < 2,
+                "the request gave up at the first serialization failure: retry 40001/40P01 at least "
+                "once, in a new transaction.",
+            ),
+            Hint(200 <= ex.status < 300, "every attempt failed, yet the client was told it worked."),
+            default=(
+                f"after the last attempt the client should get {status} (the error is temporary: "
+                f'"try again later"), got {ex.status}. Re-raise the last error from the retry helper and '
+                "let the app's handler for DBAPIError answer 503."
+            ),
+        ),
     )

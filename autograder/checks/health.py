@@ -16,33 +16,39 @@ from __future__ import annotations
 
 import time
 
-from autograder.checks._describe import outcome
-from autograder.checks.probe import Call, Probe
+from autograder.checks.messages import Hint, check, first_hint, outcome, verdict
+from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 
 
-def _body(ex) -> str:
+def _body(ex: Exchange) -> str:
     text = ex.response.text.strip()
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+@check
 async def healthy_when_up(probe: Probe, call: Call) -> Verdict:
     """200 when the database answers, after actually asking it something."""
     ex = await probe.request(call)
     ran = len(ex.statements)
     passed = ex.status == 200 and ran >= 1
-    expected = f"{call} answers 200 when the database is up, after really querying it"
-    actual = f"{outcome(ex)} {_body(ex)}; {ran} SQL statement(s) ran"
-    if ex.status != 200:
-        hint = "with a reachable database the health check must answer 200."
-    elif ran == 0:
-        hint = ("no SQL reached the database: the endpoint answers without checking anything. "
-                "Run a cheap query (`SELECT 1`) on a connection from the app's engine.")
-    else:
-        hint = ""
-    return Verdict("healthy_when_up", passed, expected, actual, [] if passed else ex.sql, hint)
+    return verdict(
+        passed,
+        f"{call} answers 200 when the database is up, after really querying it",
+        f"{outcome(ex)} {_body(ex)}; {ran} SQL statement(s) ran",
+        [] if passed else ex.sql,
+        hint=first_hint(
+            Hint(ex.status != 200, "with a reachable database the health check must answer 200."),
+            Hint(
+                ran == 0,
+                "no SQL reached the database: the endpoint answers without checking anything. "
+                "Run a cheap query (`SELECT 1`) on a connection from the app's engine.",
+            ),
+        ),
+    )
 
 
+@check
 async def unhealthy_when_down(probe: Probe, call: Call, *, within: float = 5.0) -> Verdict:
     """503 with a reason when the database cannot be reached, within `within` seconds."""
     t0 = time.perf_counter()
@@ -50,39 +56,68 @@ async def unhealthy_when_down(probe: Probe, call: Call, *, within: float = 5.0) 
     seconds = time.perf_counter() - t0
     has_reason = bool(ex.response.content.strip())
     passed = ex.status == 503 and has_reason and seconds <= within
-    expected = (f"{call} answers 503 with a reason when the database is unreachable, "
-                f"within {within:g} s")
-    actual = f"{outcome(ex)} after {seconds:.1f} s, body: {_body(ex) or '(empty)'}"
-    if ex.status == 200:
-        hint = ("the status code says healthy, whatever the body says: load balancers and "
+    return verdict(
+        passed,
+        f"{call} answers 503 with a reason when the database is unreachable, within {within:g} s",
+        f"{outcome(ex)} after {seconds:.1f} s, body: {_body(ex) or '(empty)'}",
+        [] if passed else ex.sql,
+        hint=first_hint(
+            Hint(
+                ex.status == 200,
+                "the status code says healthy, whatever the body says: load balancers and "
                 "orchestrators read the status, not the JSON. Catch the database error and answer "
-                "503, e.g. `return JSONResponse({\"status\": \"unhealthy\", \"reason\": ...}, "
-                "status_code=503)`.")
-    elif ex.status == 500:
-        hint = ("the database error escaped as a bare 500. Catch it (OSError and "
-                "sqlalchemy.exc.SQLAlchemyError, or Exception) and answer 503 with the reason.")
-    elif ex.status == 503 and not has_reason:
-        hint = "say why in the body (the error's class and message), so a human can act on it."
-    elif seconds > within:
-        hint = (f"the check took {seconds:.1f} s: bound it, e.g. `async with asyncio.timeout(2):` "
-                "around the query, and answer 503 when it expires.")
-    else:
-        hint = "an unreachable database must be reported as 503 Service Unavailable."
-    return Verdict("unhealthy_when_down", passed, expected, actual, [] if passed else ex.sql,
-                   "" if passed else hint)
+                '503, e.g. `return JSONResponse({"status": "unhealthy", "reason": ...}, '
+                "status_code=503)`.",
+            ),
+            Hint(
+                ex.status == 500,
+                "the database error escaped as a bare 500. Catch it (OSError and "
+                "sqlalchemy.exc.SQLAlchemyError, or Exception) and answer 503 with the reason.",
+            ),
+            Hint(
+                ex.status == 503 and not has_reason,
+                "say why in the body (the error's class and message), so a human can act on it.",
+            ),
+            Hint(
+                seconds > within,
+                f"the check took {seconds:.1f} s: bound it, e.g. `async with asyncio.timeout(2):` "
+                "around the query, and answer 503 when it expires.",
+            ),
+            default="an unreachable database must be reported as 503 Service Unavailable.",
+        ),
+    )
 
 
-def unreachable_url(url: str) -> str:
-    """`url` with its host replaced by a unix-socket folder that does not exist.
+NO_SOCKET = "/nonexistent/course-db-is-down"  # a unix-socket folder that does not exist
+NO_SERVER = ("127.0.0.1", 1)  # a port where nothing listens: the connection is refused at once
 
-    Connecting fails at once (no DNS, no TCP timeout), which is what a stopped
-    database looks like to the app; nothing about the real server changes.
+
+def unreachable_url(url: str, password: str | None = None, *, via: str = "socket") -> str:
+    """`url` (same driver, user, password and database) at an address where no database answers.
+
+    Connecting fails at once — no DNS, no TCP timeout — which is what a stopped database
+    looks like to the app; nothing about the real server changes. `via="socket"` points it
+    at a unix-socket folder that does not exist (asyncpg raises FileNotFoundError),
+    `via="port"` at 127.0.0.1:1 (ConnectionRefusedError). `password`, if given, replaces
+    the URL's password, e.g. to see whether an error message shows it.
     """
     from sqlalchemy.engine import URL, make_url
 
     real = make_url(url)
-    query = {k: v for k, v in real.query.items() if k != "host"}
-    down = URL.create(real.drivername, username=real.username, password=real.password,
-                      database=real.database,
-                      query={**query, "host": "/nonexistent/course-db-is-down"})
+    query = {k: v for k, v in real.query.items() if k not in ("host", "port")}
+    if via == "socket":
+        host, port, query = None, None, {**query, "host": NO_SOCKET}
+    elif via == "port":
+        host, port = NO_SERVER
+    else:
+        raise ValueError("via must be 'socket' or 'port'")
+    down = URL.create(
+        real.drivername,
+        username=real.username,
+        password=real.password if password is None else password,
+        host=host,
+        port=port,
+        database=real.database,
+        query=query,
+    )
     return down.render_as_string(hide_password=False)

@@ -21,10 +21,12 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from autograder.checks.messages import Hint, check, first_hint, plural, verdict
 from autograder.checks.probe import Call
 from autograder.checks.verdict import Verdict
 from autograder.db.admin import asyncpg_params
-from autograder.driver import AppDriver, StartupFailed, describe
+from autograder.driver import AppDriver, StartupFailed
+from autograder.errors import describe, first_line
 
 SETTLE_S = 2.0  # a closed connection's backend leaves pg_stat_activity within milliseconds
 
@@ -36,7 +38,7 @@ class _Server:
         self.db_url = db_url
         self.conn: asyncpg.Connection | None = None
 
-    async def __aenter__(self) -> "_Server":
+    async def __aenter__(self) -> _Server:
         self.conn = await asyncpg.connect(**asyncpg_params(make_url(self.db_url)))
         return self
 
@@ -45,6 +47,7 @@ class _Server:
             await self.conn.close()
 
     async def backends(self) -> set[int]:
+        assert self.conn is not None, "use `async with _Server(db_url) as server:`"
         rows = await self.conn.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
@@ -65,10 +68,6 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
 async def _send(driver: AppDriver, call: Call) -> str:
     response = await driver.request(call.method, call.url, **call.kwargs)
     text = f"{call} -> {response.status_code}"
@@ -78,6 +77,7 @@ async def _send(driver: AppDriver, call: Call) -> str:
     return text
 
 
+@check
 async def fails_at_startup(
     app_factory: Callable[[str], Any],
     bad_url: str,
@@ -92,15 +92,17 @@ async def fails_at_startup(
     """
     url = make_url(bad_url)
     where = _redacted(bad_url)
-    expected = (f"starting the app against an unreachable database ({where}) fails during startup, "
-                f"with an error that names the database ({url.database!r}) and hides the password")
-    hint = ""
+    expected = (
+        f"starting the app against an unreachable database ({where}) fails during startup, "
+        f"with an error that names the database ({url.database!r}) and hides the password"
+    )
     try:
         app = app_factory(bad_url)
-    except Exception as exc:
-        return Verdict(
-            check="fails_at_startup", passed=False, expected=expected,
-            actual=f"building the app raised before it started: {describe(exc)}",
+    except Exception as exc:  # noqa: BLE001 - whatever the learner's factory raises is the verdict
+        return verdict(
+            False,
+            expected,
+            f"building the app raised before it started: {describe(exc)}",
             hint="create_app(database_url) should only build the app; connect in the lifespan.",
         )
     driver = AppDriver(app, startup_timeout=startup_timeout)
@@ -109,37 +111,47 @@ async def fails_at_startup(
             outcome = "the app started as if the database were there"
             if call is not None:
                 outcome += f"; the first request failed instead: {await _send(driver, call)}"
-            return Verdict(
-                check="fails_at_startup", passed=False, expected=expected, actual=outcome,
-                hint=("the engine connects lazily, so nothing tried the database before the first request. "
-                      "In the lifespan, before `yield`, open a connection and run `SELECT 1` "
-                      "(`async with engine.connect() as conn: await conn.execute(text(\"SELECT 1\"))`) "
-                      "and turn a failure into an error that names the database."),
+            return verdict(
+                False,
+                expected,
+                outcome,
+                hint=(
+                    "the engine connects lazily, so nothing tried the database before the first request. "
+                    "In the lifespan, before `yield`, open a connection and run `SELECT 1` "
+                    '(`async with engine.connect() as conn: await conn.execute(text("SELECT 1"))`) '
+                    "and turn a failure into an error that names the database."
+                ),
             )
     except StartupFailed as exc:
         message = str(exc).removeprefix("the app failed to start: ")
-    first_line = message.splitlines()[0] if message else ""
+    said = first_line(message)
     password = url.password
-    names_db = bool(url.database) and url.database in first_line
+    names_db = bool(url.database and url.database in said)
     leaks = bool(password) and str(password) in message
-    passed = names_db and not leaks
     if leaks:
-        message = message.replace(str(password), "<the password>")
-        first_line = first_line.replace(str(password), "<the password>")
-        hint = ("the error shows the database password. Render the URL with the password hidden: "
-                "`engine.url.render_as_string(hide_password=True)` (what `str(engine.url)` does).")
-    elif not names_db:
-        hint = ("the app did stop at startup, but the error does not say which database it could not reach, "
+        said = said.replace(str(password), "<the password>")
+    return verdict(
+        names_db and not leaks,
+        expected,
+        f"startup failed with: {said}" + ("" if names_db else f" (no mention of {url.database!r})"),
+        hint=first_hint(
+            Hint(
+                leaks,
+                "the error shows the database password. Render the URL with the password hidden: "
+                "`engine.url.render_as_string(hide_password=True)` (what `str(engine.url)` does).",
+            ),
+            Hint(
+                not names_db,
+                "the app did stop at startup, but the error does not say which database it could not reach, "
                 "so whoever reads the log must guess. Catch the connection error in the lifespan and raise, "
-                "for example, `RuntimeError(f\"cannot connect to the database at {engine.url}: {exc!r}\") "
-                "from exc`.")
-    return Verdict(
-        check="fails_at_startup", passed=passed, expected=expected,
-        actual=f"startup failed with: {first_line}" + ("" if names_db else f" (no mention of {url.database!r})"),
-        hint=hint,
+                'for example, `RuntimeError(f"cannot connect to the database at {engine.url}: {exc!r}") '
+                "from exc`.",
+            ),
+        ),
     )
 
 
+@check
 async def no_connections_after_shutdown(
     app: Any, db_url: str, calls: Iterable[Call] = (), settle: float = SETTLE_S
 ) -> Verdict:
@@ -149,8 +161,7 @@ async def no_connections_after_shutdown(
     (`pg_stat_activity`) on a separate connection, before, during and after.
     """
     calls = list(calls)
-    expected = ("every connection the app opened is closed when its lifespan shuts down "
-                "(none left in pg_stat_activity)")
+    expected = "every connection the app opened is closed when its lifespan shuts down (none left in pg_stat_activity)"
     async with _Server(db_url) as server:
         before = await server.backends()
         driver = AppDriver(app)
@@ -161,28 +172,34 @@ async def no_connections_after_shutdown(
                     done.append(await _send(driver, call))
                 opened = await server.backends() - before
         except StartupFailed as exc:
-            return Verdict(
-                check="no_connections_after_shutdown", passed=False, expected=expected,
-                actual=f"the app did not start against the working database: {exc}",
+            return verdict(
+                False,
+                expected,
+                f"the app did not start against the working database: {exc}",
                 hint="the startup check must pass when the database is reachable.",
             )
         left = await server.gone(opened | (await server.backends() - before), settle)
     ran = f"{'; '.join(done)}; " if done else ""
     if not left:
-        return Verdict(
-            check="no_connections_after_shutdown", passed=True, expected=expected,
-            actual=f"{ran}{_plural(len(opened), 'connection')} open while the app ran, none after shutdown",
+        return verdict(
+            True, expected, f"{ran}{plural(len(opened), 'connection')} open while the app ran, none after shutdown"
         )
-    return Verdict(
-        check="no_connections_after_shutdown", passed=False, expected=expected,
-        actual=(f"{ran}{_plural(len(opened), 'connection')} open while the app ran; "
-                f"{len(left)} still connected {settle:g} s after shutdown (server pids {sorted(left)})"),
-        hint=("the engine was not disposed, so its pool keeps its connections open for as long as the "
-              "process lives. End the lifespan with `await engine.dispose()` after `yield` "
-              "(in a `finally:` so a failure cannot skip it)."),
+    return verdict(
+        False,
+        expected,
+        (
+            f"{ran}{plural(len(opened), 'connection')} open while the app ran; "
+            f"{len(left)} still connected {settle:g} s after shutdown (server pids {sorted(left)})"
+        ),
+        hint=(
+            "the engine was not disposed, so its pool keeps its connections open for as long as the "
+            "process lives. End the lifespan with `await engine.dispose()` after `yield` "
+            "(in a `finally:` so a failure cannot skip it)."
+        ),
     )
 
 
+@check
 async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call: Call) -> Verdict:
     """Two apps from one factory each own an engine: own connections, each closed by its own shutdown.
 
@@ -190,16 +207,19 @@ async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call:
     to each, shuts A down, checks that B still works and kept its connections,
     then shuts B down.
     """
-    check = "separate_engines"
-    expected = ("two apps built by create_app(url) each create their own engine in the lifespan "
-                "(app.state.engine), open their own connections, and each closes only its own at shutdown")
-    shared_hint = ("an engine created at import time (or cached per URL) is shared by every app the process "
-                   "builds (one per test, say): they all share one pool, whose connections belong to the event "
-                   "loop that opened them, and one app's shutdown disposes the others' engine. Create the engine "
-                   "inside the lifespan and keep it on app.state.")
+    expected = (
+        "two apps built by create_app(url) each create their own engine in the lifespan "
+        "(app.state.engine), open their own connections, and each closes only its own at shutdown"
+    )
+    shared_hint = (
+        "an engine created at import time (or cached per URL) is shared by every app the process "
+        "builds (one per test, say): they all share one pool, whose connections belong to the event "
+        "loop that opened them, and one app's shutdown disposes the others' engine. Create the engine "
+        "inside the lifespan and keep it on app.state."
+    )
 
     def fail(actual: str, hint: str) -> Verdict:
-        return Verdict(check=check, passed=False, expected=expected, actual=actual, hint=hint)
+        return verdict(False, expected, actual, hint=hint)
 
     app_a, app_b = app_factory(db_url), app_factory(db_url)
     if app_a is app_b:
@@ -220,13 +240,17 @@ async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call:
             engine_a = getattr(app_a.state, "engine", None)
             engine_b = getattr(app_b.state, "engine", None)
             if engine_a is None or engine_b is None:
-                return fail("after startup, app.state.engine is missing",
-                            "store the engine on the app in the lifespan: `app.state.engine = engine`.")
+                return fail(
+                    "after startup, app.state.engine is missing",
+                    "store the engine on the app in the lifespan: `app.state.engine = engine`.",
+                )
             if engine_a is engine_b:
                 return fail(f"both apps use the same engine object (A: {said_a}, B: {said_b})", shared_hint)
             if not pids_b:
-                return fail(f"A: {said_a} opened {_plural(len(pids_a), 'connection')}; B: {said_b} "
-                            "opened none of its own", shared_hint)
+                return fail(
+                    f"A: {said_a} opened {plural(len(pids_a), 'connection')}; B: {said_b} opened none of its own",
+                    shared_hint,
+                )
             a_running = False
             await drv_a.__aexit__(None, None, None)
             left_a = await server.gone(pids_a)
@@ -236,8 +260,10 @@ async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call:
             await drv_b.__aexit__(None, None, None)
             left_b = await server.gone(pids_b | (await server.backends() - before - pids_a))
         except StartupFailed as exc:
-            return fail(f"an app built for the working database did not start: {exc}",
-                        "the startup check must pass when the database is reachable.")
+            return fail(
+                f"an app built for the working database did not start: {exc}",
+                "the startup check must pass when the database is reachable.",
+            )
         finally:
             if b_running:
                 await drv_b.__aexit__(None, None, None)
@@ -245,18 +271,18 @@ async def separate_engines(app_factory: Callable[[str], Any], db_url: str, call:
                 await drv_a.__aexit__(None, None, None)
     problems = []
     if left_a:
-        problems.append(f"after A shut down, {_plural(len(left_a), 'connection')} of A's stayed open")
+        problems.append(f"after A shut down, {plural(len(left_a), 'connection')} of A's stayed open")
     if lost_b:
-        problems.append(f"A's shutdown closed {_plural(len(lost_b), 'connection')} of B's")
+        problems.append(f"A's shutdown closed {plural(len(lost_b), 'connection')} of B's")
     if " -> 5" in after:
         problems.append(f"B failed after A shut down: {after}")
     if left_b:
-        problems.append(f"after B shut down, {_plural(len(left_b), 'connection')} of B's stayed open")
-    ran = (f"A: {said_a} ({_plural(len(pids_a), 'connection')}), "
-           f"B: {said_b} ({_plural(len(pids_b), 'connection')})")
+        problems.append(f"after B shut down, {plural(len(left_b), 'connection')} of B's stayed open")
+    ran = f"A: {said_a} ({plural(len(pids_a), 'connection')}), B: {said_b} ({plural(len(pids_b), 'connection')})"
     if problems:
-        return fail(f"{ran}; " + "; ".join(problems),
-                    "each app must `await engine.dispose()` its own engine when its lifespan ends "
-                    "(after `yield`, in a `finally:`), and nothing else.")
-    return Verdict(check=check, passed=True, expected=expected,
-                   actual=f"{ran}; each app's connections closed with its own shutdown")
+        return fail(
+            f"{ran}; " + "; ".join(problems),
+            "each app must `await engine.dispose()` its own engine when its lifespan ends "
+            "(after `yield`, in a `finally:`), and nothing else.",
+        )
+    return verdict(True, expected, f"{ran}; each app's connections closed with its own shutdown")

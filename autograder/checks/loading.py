@@ -8,20 +8,16 @@ the attribute's name.
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm.exc import DetachedInstanceError
 
-from autograder.checks._describe import outcome
+from autograder.checks.messages import check, outcome, verdict
 from autograder.checks.probe import Exchange
 from autograder.checks.verdict import Verdict
-from autograder.driver import describe
+from autograder.errors import describe, first_line
 from autograder.observe.loads import lazy_load_named_by
 
 LAZY_ERRORS = (MissingGreenlet, DetachedInstanceError)
-# SQLAlchemy appends a link to its error pages; in a one-line report it is noise.
-_BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")
 
 
 def _lazy_failures(exchange: Exchange) -> list[tuple[str | None, str]]:
@@ -34,7 +30,8 @@ def _lazy_failures(exchange: Exchange) -> list[tuple[str | None, str]]:
     """
     found: list[tuple[str | None, str]] = []
     for exc in exchange.errors:
-        chain, seen = exc, set()
+        chain: BaseException | None = exc
+        seen: set[int] = set()
         while chain is not None and id(chain) not in seen:
             seen.add(id(chain))
             if isinstance(chain, LAZY_ERRORS):
@@ -45,7 +42,7 @@ def _lazy_failures(exchange: Exchange) -> list[tuple[str | None, str]]:
         if callable(errors):
             try:
                 entries = list(errors())
-            except Exception:
+            except Exception:  # noqa: BLE001 - any exception's own errors(): if it breaks, no entries
                 entries = []
             for entry in entries:
                 msg = str(entry.get("msg", "")) if isinstance(entry, dict) else ""
@@ -54,10 +51,11 @@ def _lazy_failures(exchange: Exchange) -> list[tuple[str | None, str]]:
                 loc, obj = entry.get("loc") or (), entry.get("input")
                 name = f"{type(obj).__name__}.{loc[-1]}" if loc and obj is not None else None
                 error = msg.split(": ", 1)[-1] if msg.startswith("Error extracting attribute") else msg
-                found.append((name, error.splitlines()[0]))
+                found.append((name, first_line(error)))
     return found
 
 
+@check
 def no_lazy_load(exchange: Exchange) -> Verdict:
     errors = _lazy_failures(exchange)
     names = list(dict.fromkeys(exchange.lazy_loads))
@@ -74,15 +72,16 @@ def no_lazy_load(exchange: Exchange) -> Verdict:
             parts.append(f"{name} was lazy-loaded" + (f" {times} times" if times > 1 else ""))
         actual = "; ".join(parts) or "a relationship was lazy-loaded"
         if errors:
-            actual += (f" and failed with {_BACKGROUND.sub('', errors[0][1])} — typically while the response was "
-                       "serialised from objects whose relationship was not loaded in the query")
+            actual += (
+                f" and failed with {errors[0][1]} — typically while the response was "
+                "serialised from objects whose relationship was not loaded in the query"
+            )
         actual += f" ({outcome(exchange)})"
     first = names[0] if names else "Parent.children"
-    return Verdict(
-        check="no_lazy_load",
-        passed=passed,
-        expected=f"{exchange.call} loads every relationship it returns in its queries (no lazy load)",
-        actual=actual,
-        sql=exchange.sql,
-        hint="" if passed else f"eager-load it in the query: `.options(selectinload({first}))`.",
+    return verdict(
+        passed,
+        f"{exchange.call} loads every relationship it returns in its queries (no lazy load)",
+        actual,
+        exchange.sql,
+        hint=f"eager-load it in the query: `.options(selectinload({first}))`.",
     )

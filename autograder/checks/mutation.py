@@ -41,7 +41,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.checks.messages import check, verdict
 from autograder.checks.verdict import Verdict
+from autograder.errors import first_line
 
 APP_PARAM_ID = "app"  # the app fixture's one parameter id, the same for every variant
 CORRECT = "correct"
@@ -89,11 +91,15 @@ class SuiteRun:
         if self.problems:
             rows.append("the suite did not run: " + "; ".join(self.problems))
         elif self.failing(CORRECT):
-            rows.append(f"false alarm: {len(self.failing(CORRECT))} test(s) fail against the correct app, "
-                        "so no mutant counts as caught")
+            rows.append(
+                f"false alarm: {len(self.failing(CORRECT))} test(s) fail against the correct app, "
+                "so no mutant counts as caught"
+            )
         else:
-            rows.append(f"mutants caught: {len(caught)} of {len([v for v in self.variants if v != CORRECT])}"
-                        + (f" ({', '.join(caught)})" if caught else ""))
+            rows.append(
+                f"mutants caught: {len(caught)} of {len([v for v in self.variants if v != CORRECT])}"
+                + (f" ({', '.join(caught)})" if caught else "")
+            )
         return "\n".join(rows)
 
 
@@ -122,8 +128,8 @@ def _read_junit(path: Path, run: SuiteRun, variant: str) -> None:
         error = case.find("error")
         skipped = case.find("skipped")
         if not uses_app:
-            if error is not None or failure is not None:
-                node = error if error is not None else failure
+            node = error if error is not None else failure
+            if node is not None:
                 where = case.get("classname") or name
                 message = (node.get("message") or "").strip()
                 detail = [ln.strip() for ln in (node.text or "").splitlines() if ln.startswith("E ")]
@@ -175,21 +181,47 @@ def _child_main() -> None:
     raise SystemExit(pytest.main(args))
 
 
-async def _run_variant(folder: Path, variant: str, run: SuiteRun, *, plugin: str,
-                       env: Mapping[str, str], timeout: float) -> str:
+async def _run_variant(
+    folder: Path, variant: str, run: SuiteRun, *, plugin: str, env: Mapping[str, str], timeout: float
+) -> str:
     """One pytest child against one variant; its outcomes go into `run`; returns its output."""
     with tempfile.TemporaryDirectory(prefix="suite-report-") as tmp:
         report = Path(tmp) / "report.xml"
         child_env = {**os.environ, **env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
         ini = folder / "pytest.ini"
-        args = [sys.executable, "-I", "-B", "-c", _CHILD, plugin, str(folder), "-q", "-p", "pytest_asyncio.plugin",
-                "-p", plugin, "-p", "no:cacheprovider", "--rootdir", str(folder),
-                f"--junitxml={report}", "-o", "junit_family=xunit1", "--color=no", "-W", "ignore::DeprecationWarning"]
+        args = [
+            sys.executable,
+            "-I",
+            "-B",
+            "-c",
+            _CHILD,
+            plugin,
+            str(folder),
+            "-q",
+            "-p",
+            "pytest_asyncio.plugin",
+            "-p",
+            plugin,
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(folder),
+            f"--junitxml={report}",
+            "-o",
+            "junit_family=xunit1",
+            "--color=no",
+            "-W",
+            "ignore::DeprecationWarning",
+        ]
         if ini.is_file():
             args += ["-c", str(ini)]
         proc = await asyncio.create_subprocess_exec(
-            *args, cwd=str(folder), env=child_env, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *args,
+            cwd=str(folder),
+            env=child_env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         try:
             out, _ = await asyncio.wait_for(proc.communicate(f"{variant}\n".encode()), timeout)
@@ -214,7 +246,7 @@ async def run_suite(
     cache: bool = True,
 ) -> SuiteRun:
     """Run pytest on `folder` once per variant of the plugin's `app` (`timeout`: per run)."""
-    folder = Path(folder).resolve()
+    folder = Path(folder).resolve()  # noqa: ASYNC240 - one path lookup before minutes of pytest runs
     env = dict(env or {})
     key = _fingerprint(folder, plugin, variants, env)
     if cache and key in _cache:
@@ -241,39 +273,51 @@ async def run_suite(
     return run
 
 
-def _broken(run: SuiteRun, check: str, expected: str) -> Verdict | None:
+def _broken(run: SuiteRun, expected: str) -> Verdict | None:
     if run.problems:
-        return Verdict(check=check, passed=False, expected=expected,
-                       actual="the suite did not run: " + "; ".join(run.problems) + "\n" + run.tail(),
-                       hint="run the suite yourself and fix what pytest reports; every test should take "
-                            "the `app` fixture (that is how each app variant reaches your tests).")
+        return verdict(
+            False,
+            expected,
+            "the suite did not run: " + "; ".join(run.problems) + "\n" + run.tail(),
+            hint="run the suite yourself and fix what pytest reports; every test should take "
+            "the `app` fixture (that is how each app variant reaches your tests).",
+        )
     if not run.ran(CORRECT):
-        return Verdict(check=check, passed=False, expected=expected,
-                       actual="no test ran against the apps (none takes the `app` fixture, or all were skipped)",
-                       hint="request the `app` fixture, directly or through your own fixtures (client).")
+        return verdict(
+            False,
+            expected,
+            "no test ran against the apps (none takes the `app` fixture, or all were skipped)",
+            hint="request the `app` fixture, directly or through your own fixtures (client).",
+        )
     return None
 
 
+@check
 def suite_passes(run: SuiteRun) -> Verdict:
     """The suite passes against the correct app: a test that fails there catches nothing."""
     expected = "every test passes against the correct app"
-    broken = _broken(run, "suite_passes", expected)
+    broken = _broken(run, expected)
     if broken is not None:
         return broken
     failing = run.failing(CORRECT)
-    details = "; ".join(f"{t}: {(run.messages.get((t, CORRECT)) or '?').splitlines()[0][:200]}"
-                        for t in failing[:3])
-    return Verdict(
-        check="suite_passes", passed=not failing, expected=expected,
-        actual=(f"all {len(run.ran(CORRECT))} test(s) passed against it" if not failing else
-                f"{len(failing)} of {len(run.ran(CORRECT))} test(s) failed against the correct app — {details}"),
-        hint="" if not failing else (
+    details = "; ".join(f"{t}: {first_line(run.messages.get((t, CORRECT)) or '?', 200)}" for t in failing[:3])
+    return verdict(
+        not failing,
+        expected,
+        (
+            f"all {len(run.ran(CORRECT))} test(s) passed against it"
+            if not failing
+            else f"{len(failing)} of {len(run.ran(CORRECT))} test(s) failed against the correct app — {details}"
+        ),
+        hint=(
             "a test that fails on a correct app is a false alarm, and the grader cannot tell a caught bug from it. "
             "Check what the app really answers (status codes, body), and that each test starts from a clean "
-            "database (savepoint fixture) rather than from what an earlier test left behind."),
+            "database (savepoint fixture) rather than from what an earlier test left behind."
+        ),
     )
 
 
+@check
 async def suite_kills_mutants(
     folder: str | Path,
     mutants: Mapping[str, str],
@@ -298,19 +342,25 @@ async def suite_kills_mutants(
     if missing:
         raise ValueError(f"variants {everything} lack {missing}")
     run = await run_suite(folder, everything, plugin=plugin, env=env, timeout=timeout, cache=cache)
-    check = "suite_kills_mutants"
-    expected = ("the suite passes against the correct app and at least one test fails against "
-                + ("the app where " + mutants[names[0]] if len(names) == 1 else
-                   "each buggy app: " + "; ".join(f"{n} ({mutants[n]})" for n in names)))
+    expected = "the suite passes against the correct app and at least one test fails against " + (
+        "the app where " + mutants[names[0]]
+        if len(names) == 1
+        else "each buggy app: " + "; ".join(f"{n} ({mutants[n]})" for n in names)
+    )
     gate = suite_passes(run)
     if not gate.passed:
-        return Verdict(check=check, passed=False, expected=expected, actual=gate.actual, hint=gate.hint)
+        return verdict(False, expected, gate.actual, hint=gate.hint)
     survivors = [m for m in names if not run.failing(m)]
     if not survivors:
         caught = "; ".join(f"{m} by {', '.join(run.failing(m)[:3])}" for m in names)
-        return Verdict(check=check, passed=True, expected=expected, actual=f"caught: {caught}")
-    lines = [f"{m} survived: all {len(run.ran(m))} test(s) passed against the app where {mutants[m]}"
-             for m in survivors]
+        return verdict(True, expected, f"caught: {caught}")
+    lines = [
+        f"{m} survived: all {len(run.ran(m))} test(s) passed against the app where {mutants[m]}" for m in survivors
+    ]
     hint_text = " ".join((hints or {}).get(m, "") for m in survivors).strip()
-    return Verdict(check=check, passed=False, expected=expected, actual="\n          ".join(lines),
-                   hint=hint_text or "write a test that observes the behaviour the buggy app gets wrong.")
+    return verdict(
+        False,
+        expected,
+        "\n          ".join(lines),
+        hint=hint_text or "write a test that observes the behaviour the buggy app gets wrong.",
+    )

@@ -17,17 +17,19 @@ race (requests that read the version before the first commit all win); a mapper
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from autograder.checks._describe import outcome
 from autograder.checks.concurrency import run_concurrently
+from autograder.checks.messages import Findings, check, outcome, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
-from autograder.driver import describe
+from autograder.errors import describe
 
 __all__ = ["single_winner"]
 
 
+@check
 async def single_winner(
     probe: Probe,
     calls: Sequence[Call],
@@ -45,70 +47,79 @@ async def single_winner(
     errors = probe.driver.errors[errors_at:]
     codes = Counter(r.status_code for r in responses if r is not None)
     won = sum(n for code, n in codes.items() if 200 <= code < 300)
-    refused = codes.get(conflict_status, 0)
     crashed = sum(n for code, n in codes.items() if code >= 500)
     state = dict(state or {})
     observed = {label: await probe.fetchval(sql) for label, (sql, _) in state.items()}
     replay = await probe.request(calls[0])
 
-    problems: list[str] = []
-    hint = ""
+    found = Findings()
     if crashed:
-        problems.append(f"{crashed} request(s) failed with a 5xx"
-                        + (f" ({describe(errors[0])})" if errors else ""))
         stale = any(type(e).__name__ == "StaleDataError" for e in errors)
-        hint = ("the version check worked (the UPDATE matched 0 rows and SQLAlchemy raised StaleDataError), "
-                "but nobody turned it into an answer: flush inside the service, catch "
-                "`sqlalchemy.orm.exc.StaleDataError` and answer 409 Conflict." if stale else
-                "a lost race is the client's problem to retry, not a crash: answer 409 Conflict.")
+        found.add(
+            f"{crashed} request(s) failed with a 5xx" + (f" ({describe(errors[0])})" if errors else ""),
+            "the version check worked (the UPDATE matched 0 rows and SQLAlchemy raised StaleDataError), "
+            "but nobody turned it into an answer: flush inside the service, catch "
+            "`sqlalchemy.orm.exc.StaleDataError` and answer 409 Conflict."
+            if stale
+            else "a lost race is the client's problem to retry, not a crash: answer 409 Conflict.",
+        )
     if won > winners:
-        problems.append(f"{won} requests that all sent the same version were accepted (lost updates: each "
-                        f"overwrote the previous one)")
-        if not hint and not replay.failed:
-            hint = ("the version the client sent is never compared, so every writer wins and the last one "
-                    "silently overwrites the others. Keep a version column, answer 409 when the client's "
-                    "version is not the current one, and let the mapper guard the UPDATE: "
-                    "`__mapper_args__ = {\"version_id_col\": version}`.")
-        elif not hint:
-            hint = ("comparing the version in Python is not enough: every request read the same version before "
-                    "the first one committed. Make the UPDATE itself conditional on the version: "
-                    "`__mapper_args__ = {\"version_id_col\": version}` on the model makes SQLAlchemy write "
-                    "`UPDATE ... WHERE id = :id AND version = :old` and raise StaleDataError when another "
-                    "transaction got there first.")
+        found.add(
+            f"{won} requests that all sent the same version were accepted (lost updates: each "
+            f"overwrote the previous one)",
+            "the version the client sent is never compared, so every writer wins and the last one "
+            "silently overwrites the others. Keep a version column, answer 409 when the client's "
+            "version is not the current one, and let the mapper guard the UPDATE: "
+            '`__mapper_args__ = {"version_id_col": version}`.'
+            if not replay.failed
+            else "comparing the version in Python is not enough: every request read the same version before "
+            "the first one committed. Make the UPDATE itself conditional on the version: "
+            '`__mapper_args__ = {"version_id_col": version}` on the model makes SQLAlchemy write '
+            "`UPDATE ... WHERE id = :id AND version = :old` and raise StaleDataError when another "
+            "transaction got there first.",
+        )
     elif won < winners:
-        problems.append(f"only {won} of the {len(calls)} requests succeeded (expected {winners})")
-        if not hint:
-            hint = "the first request to arrive holds the current version: it must succeed."
-    others = {code: n for code, n in codes.items() if code != conflict_status and not 200 <= code < 300
-              and code < 500}
+        found.add(
+            f"only {won} of the {len(calls)} requests succeeded (expected {winners})",
+            "the first request to arrive holds the current version: it must succeed.",
+        )
+    others = {code: n for code, n in codes.items() if code != conflict_status and not 200 <= code < 300 and code < 500}
     if others:
-        problems.append("refusals with another status than "
-                        f"{conflict_status}: " + ", ".join(f"{n}× {c}" for c, n in sorted(others.items())))
-        if not hint:
-            hint = f"a stale version is a conflict: answer {conflict_status}."
-    for label, (sql, want) in state.items():
+        found.add(
+            "refusals with another status than "
+            f"{conflict_status}: " + ", ".join(f"{n}× {c}" for c, n in sorted(others.items())),
+            f"a stale version is a conflict: answer {conflict_status}.",
+        )
+    for label, (_sql, want) in state.items():
         if observed[label] != want:
-            problems.append(f"{label}: expected {want!r}, the database has {observed[label]!r}")
-            if not hint:
-                hint = "the winner's changes (and only the winner's) must be committed, in one transaction."
+            found.add(
+                f"{label}: expected {want!r}, the database has {observed[label]!r}",
+                "the winner's changes (and only the winner's) must be committed, in one transaction.",
+            )
     if not replay.failed:
-        problems.append(f"replayed alone afterwards with its now stale version, {outcome(replay)} was accepted")
-        if not hint:
-            hint = ("compare the version the client sent with the record's current version and answer 409 "
-                    "when they differ.")
-    elif replay.status != conflict_status and not problems:
-        problems.append(f"the stale replay was refused with {replay.status}, not {conflict_status}")
-        hint = f"a stale version is a conflict: answer {conflict_status}."
-    passed = not problems
+        found.add(
+            f"replayed alone afterwards with its now stale version, {outcome(replay)} was accepted",
+            "compare the version the client sent with the record's current version and answer 409 when they differ.",
+        )
+    elif replay.status != conflict_status and not found:
+        found.add(
+            f"the stale replay was refused with {replay.status}, not {conflict_status}",
+            f"a stale version is a conflict: answer {conflict_status}.",
+        )
+    passed = not found
     codes_text = ", ".join(f"{n}× {c}" for c, n in sorted(codes.items()))
-    return Verdict(
-        check="single_winner",
-        passed=passed,
-        expected=(f"of {len(calls)} concurrent {calls[0]} with the same version, exactly {winners} "
-                  f"succeed(s) and the others get {conflict_status}"
-                  + ("; then " + ", ".join(f"{k} = {v!r}" for k, (_, v) in state.items()) if state else "")),
-        actual=(f"{codes_text}; " + ", ".join(f"{k} = {v!r}" for k, v in observed.items())
-                + ("" if passed else "\n" + "; ".join(problems))),
-        sql=[] if passed else replay.sql,
-        hint="" if passed else hint + " (The SQL below is one request, replayed alone after the burst.)",
+    return verdict(
+        passed,
+        (
+            f"of {len(calls)} concurrent {calls[0]} with the same version, exactly {winners} "
+            f"succeed(s) and the others get {conflict_status}"
+            + ("; then " + ", ".join(f"{k} = {v!r}" for k, (_, v) in state.items()) if state else "")
+        ),
+        (
+            f"{codes_text}; "
+            + ", ".join(f"{k} = {v!r}" for k, v in observed.items())
+            + ("" if passed else "\n" + found.text())
+        ),
+        [] if passed else replay.sql,
+        hint=found.hint + " (The SQL below is one request, replayed alone after the burst.)",
     )

@@ -19,9 +19,11 @@ The page contract: a JSON object with the rows under `items_key` (each with an
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
 
-from autograder.checks._describe import outcome
+from autograder.checks.messages import Findings, Hint, check, first_hint, outcome, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
 
@@ -34,6 +36,7 @@ def _ids(values: Sequence[int], limit: int = 12) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
+@check
 async def keyset_pages_stable(
     probe: Probe,
     url: str,
@@ -55,13 +58,14 @@ async def keyset_pages_stable(
     quoted = ".".join(f'"{part}"' for part in table.split("."))
     rows = await probe.fetch(f"SELECT id FROM {quoted}" + (f" WHERE {where}" if where else "") + " ORDER BY id DESC")
     expected = [r["id"] for r in rows]
-    hidden = {r["id"] for r in await probe.fetch(
-        f"SELECT id FROM {quoted}" + (f" WHERE NOT ({where})" if where else " WHERE false"))}
+    hidden = {
+        r["id"]
+        for r in await probe.fetch(f"SELECT id FROM {quoted}" + (f" WHERE NOT ({where})" if where else " WHERE false"))
+    }
     max_pages = len(expected) // max(limit, 1) + 3
     seen: list[int] = []
     pages: list[list[int]] = []
-    problems: list[str] = []
-    hint = ""
+    found = Findings()
     sql: list[str] = []
     worst_statements = 0
     cursor: Any = None
@@ -70,8 +74,10 @@ async def keyset_pages_stable(
         if page_no > 1 and insert is not None:
             added = await probe.request(insert)
             if added.failed:
-                problems.append(f"the insert between pages failed: {outcome(added)}")
-                hint = f"{insert} must succeed for this check to run; look at its error."
+                found.add(
+                    f"the insert between pages failed: {outcome(added)}",
+                    f"{insert} must succeed for this check to run; look at its error.",
+                )
                 break
             inserted += 1
         params: dict[str, Any] = {"limit": limit}
@@ -79,9 +85,8 @@ async def keyset_pages_stable(
             params[cursor_param] = cursor
         ex = await probe.request(Call.get(url, params=params))
         if ex.failed or ex.errors:
-            problems.append(f"page {page_no} failed: {outcome(ex)}")
+            found.add(f"page {page_no} failed: {outcome(ex)}", "every page must answer 200; look at the error.")
             sql = ex.sql
-            hint = "every page must answer 200; look at the error."
             break
         if len(ex.statements) > worst_statements:
             worst_statements, sql = len(ex.statements), ex.sql
@@ -90,61 +95,75 @@ async def keyset_pages_stable(
             page = [item["id"] for item in body[items_key]]
             cursor = body[cursor_key]
         except (KeyError, TypeError):
-            problems.append(f"page {page_no} is not {{\"{items_key}\": [{{\"id\": ...}}, ...], "
-                            f"\"{cursor_key}\": ...}}: {ex.response.text[:160]}")
-            hint = f"answer with the rows under \"{items_key}\" and the next cursor under \"{cursor_key}\"."
+            found.add(
+                f'page {page_no} is not {{"{items_key}": [{{"id": ...}}, ...], '
+                f'"{cursor_key}": ...}}: {ex.response.text[:160]}',
+                f'answer with the rows under "{items_key}" and the next cursor under "{cursor_key}".',
+            )
             break
         pages.append(page)
         seen.extend(page)
         if len(page) > limit:
-            problems.append(f"page {page_no} has {len(page)} rows, more than limit={limit}")
+            found.add(f"page {page_no} has {len(page)} rows, more than limit={limit}")
         if cursor is None or not page:
             break
     else:
-        problems.append(f"the walk did not end after {max_pages} pages (the cursor never became null)")
-        hint = f"return \"{cursor_key}\": null on the last page (fewer than `limit` rows)."
+        found.add(
+            f"the walk did not end after {max_pages} pages (the cursor never became null)",
+            f'return "{cursor_key}": null on the last page (fewer than `limit` rows).',
+        )
 
     twice = sorted((i for i, n in Counter(seen).items() if n > 1), reverse=True)
     missing = [i for i in expected if i not in set(seen)]
     forbidden = sorted({i for i in seen if i in hidden}, reverse=True)
-    out_of_order = any(b >= a for a, b in zip(seen, seen[1:]))
-    if twice:
-        problems.append(f"rows listed twice: {_ids(twice)}")
-    if missing:
-        problems.append(f"rows never listed: {_ids(missing)}")
-    if forbidden:
-        problems.append(f"rows listed that must not be: {_ids(forbidden)} (they do not match {where})")
-    if out_of_order and not twice:
-        problems.append("rows are not in descending id order across pages")
-    if worst_statements > page_budget:
-        problems.append(f"a page ran {worst_statements} SQL statements (budget {page_budget})")
-    if not hint:
-        if twice or (missing and inserted):
-            hint = ("the cursor must name the last row the client saw, not a position: an OFFSET counts rows, "
-                    "and a row inserted meanwhile shifts every later row by one, so a page repeats or skips a "
-                    "row. Keyset: `WHERE id < :after ORDER BY id DESC LIMIT :limit`, and the next cursor is the "
-                    "last row's id (strictly less than, or the boundary row comes back).")
-        elif forbidden:
-            hint = (f"the listing returned rows the database marks as excluded ({where}). Soft-deleted rows "
-                    "must be filtered by default, e.g. with `with_loader_criteria` in a `do_orm_execute` "
-                    "event on the session class.")
-        elif missing:
-            hint = "some rows never appeared: check the cursor you return and the comparison you filter with."
-        elif worst_statements > page_budget:
-            hint = ("a page must be one statement: no COUNT(*) for a total (the cursor says whether there is "
-                    "more), and related rows loaded in the same query (`joinedload` for a many-to-one) instead "
-                    "of one query per row.")
-        elif out_of_order:
-            hint = "order the listing by the key the cursor uses: `ORDER BY id DESC`."
-    passed = not problems
-    return Verdict(
-        check="keyset_pages_stable",
-        passed=passed,
-        expected=(f"GET {url} in pages of {limit} lists each of the {len(expected)} rows of {table}"
-                  + (f" WHERE {where}" if where else "") + " exactly once, newest first, while another client "
-                  f"inserts a row before each page; at most {page_budget} statement(s) per page"),
-        actual=(f"{len(pages)} page(s) with {len(seen)} rows, {inserted} insert(s) in between; ids listed "
-                f"{_ids(seen, 30)}" + ("" if passed else "\n" + "; ".join(problems))),
-        sql=sql if not passed else [],
-        hint="" if passed else hint + (" (The SQL below is the costliest page.)" if sql else ""),
+    out_of_order = any(b >= a for a, b in pairwise(seen))
+    for problem, when in (
+        (f"rows listed twice: {_ids(twice)}", twice),
+        (f"rows never listed: {_ids(missing)}", missing),
+        (f"rows listed that must not be: {_ids(forbidden)} (they do not match {where})", forbidden),
+        ("rows are not in descending id order across pages", out_of_order and not twice),
+        (f"a page ran {worst_statements} SQL statements (budget {page_budget})", worst_statements > page_budget),
+    ):
+        if when:
+            found.add(problem)
+    found.suggest(
+        first_hint(
+            Hint(
+                twice or (missing and inserted),
+                "the cursor must name the last row the client saw, not a position: an OFFSET counts rows, "
+                "and a row inserted meanwhile shifts every later row by one, so a page repeats or skips a "
+                "row. Keyset: `WHERE id < :after ORDER BY id DESC LIMIT :limit`, and the next cursor is the "
+                "last row's id (strictly less than, or the boundary row comes back).",
+            ),
+            Hint(
+                forbidden,
+                f"the listing returned rows the database marks as excluded ({where}). Soft-deleted rows "
+                "must be filtered by default, e.g. with `with_loader_criteria` in a `do_orm_execute` "
+                "event on the session class.",
+            ),
+            Hint(missing, "some rows never appeared: check the cursor you return and the comparison you filter with."),
+            Hint(
+                worst_statements > page_budget,
+                "a page must be one statement: no COUNT(*) for a total (the cursor says whether there is "
+                "more), and related rows loaded in the same query (`joinedload` for a many-to-one) instead "
+                "of one query per row.",
+            ),
+            Hint(out_of_order, "order the listing by the key the cursor uses: `ORDER BY id DESC`."),
+        )
+    )
+    passed = not found
+    return verdict(
+        passed,
+        (
+            f"GET {url} in pages of {limit} lists each of the {len(expected)} rows of {table}"
+            + (f" WHERE {where}" if where else "")
+            + " exactly once, newest first, while another client "
+            f"inserts a row before each page; at most {page_budget} statement(s) per page"
+        ),
+        (
+            f"{len(pages)} page(s) with {len(seen)} rows, {inserted} insert(s) in between; ids listed "
+            f"{_ids(seen, 30)}" + ("" if passed else "\n" + found.text())
+        ),
+        sql if not passed else [],
+        hint=found.hint + (" (The SQL below is the costliest page.)" if sql else ""),
     )

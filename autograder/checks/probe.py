@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from autograder.db.admin import asyncpg_params
 from autograder.driver import AppDriver
 from autograder.observe import Observation
+from autograder.observe.pool import PoolWatch
 from autograder.observe.sql import Statement
 from autograder.observe.transactions import TxEvent
 
@@ -30,7 +31,7 @@ class Call:
 
     method: str
     url: str
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __init__(self, method: str, url: str, **kwargs: Any):
         object.__setattr__(self, "method", method.upper())
@@ -41,23 +42,23 @@ class Call:
         return f"{self.method} {self.url}"
 
     @classmethod
-    def get(cls, url: str, **kw: Any) -> "Call":
+    def get(cls, url: str, **kw: Any) -> Call:
         return cls("GET", url, **kw)
 
     @classmethod
-    def post(cls, url: str, **kw: Any) -> "Call":
+    def post(cls, url: str, **kw: Any) -> Call:
         return cls("POST", url, **kw)
 
     @classmethod
-    def put(cls, url: str, **kw: Any) -> "Call":
+    def put(cls, url: str, **kw: Any) -> Call:
         return cls("PUT", url, **kw)
 
     @classmethod
-    def patch(cls, url: str, **kw: Any) -> "Call":
+    def patch(cls, url: str, **kw: Any) -> Call:
         return cls("PATCH", url, **kw)
 
     @classmethod
-    def delete(cls, url: str, **kw: Any) -> "Call":
+    def delete(cls, url: str, **kw: Any) -> Call:
         return cls("DELETE", url, **kw)
 
 
@@ -114,10 +115,18 @@ class Probe:
         return self._engine
 
     @property
-    def pool(self):
+    def pool(self) -> PoolWatch:
+        if self.observation is None:
+            raise RuntimeError("the probe is not started: use `async with Probe(app) as probe:`")
         return self.observation.pool
 
-    async def __aenter__(self) -> "Probe":
+    @property
+    def _verification(self) -> asyncpg.Connection:
+        if self._verify is None:
+            raise RuntimeError("the probe is not started: use `async with Probe(app) as probe:`")
+        return self._verify
+
+    async def __aenter__(self) -> Probe:
         await self.driver.__aenter__()
         try:
             if self._engine is None:
@@ -152,12 +161,22 @@ class Probe:
             await self.driver.__aexit__(*exc_info)
 
     async def request(self, method: str | Call, url: str | None = None, **kw: Any) -> Exchange:
-        call = method if isinstance(method, Call) else Call(method, url, **kw)
+        if isinstance(method, Call):
+            call = method
+        elif url is None:
+            raise TypeError("request(method, url, ...) needs a url when the method is a string")
+        else:
+            call = Call(method, url, **kw)
         obs = self.observation
         if obs is None:
             raise RuntimeError("the probe is not started: use `async with Probe(app) as probe:`")
-        marks = (len(obs.sql.statements), len(obs.tx.events), len(self.driver.errors),
-                 len(obs.loads.loads), len(obs.sessions.uses))
+        marks = (
+            len(obs.sql.statements),
+            len(obs.tx.events),
+            len(self.driver.errors),
+            len(obs.loads.loads),
+            len(obs.sessions.uses),
+        )
         response = await self.driver.request(call.method, call.url, **call.kwargs)
         sql_at, tx_at, err_at, load_at, use_at = marks
         return Exchange(
@@ -178,19 +197,21 @@ class Probe:
         """
         quoted = ".".join(f'"{part}"' for part in table.split("."))
         query = f"SELECT count(*) FROM {quoted}" + (f" WHERE {where_sql}" if where_sql else "")
-        return await self._verify.fetchval(query)
+        return int(await self._verification.fetchval(query))
 
     async def fetch(self, query: str, *args: Any) -> list[Any]:
         """Rows of `query` on the verification connection (committed data only).
         The SQL comes from the check's author, never from the submission."""
-        return await self._verify.fetch(query, *args)
+        return await self._verification.fetch(query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        return await self._verify.fetchval(query, *args)
+        return await self._verification.fetchval(query, *args)
 
     async def server_connections(self) -> int:
         """Other client backends connected to this database right now."""
-        return await self._verify.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        return int(
+            await self._verification.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            )
         )

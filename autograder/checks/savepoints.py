@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from autograder.checks._describe import outcome, rows, trace
+from autograder.checks.messages import Hint, check, first_hint, outcome, rows, side_by_side, trace, verdict
 from autograder.checks.probe import Call, Exchange, Probe
-from autograder.checks.transactions import side_by_side
 from autograder.checks.verdict import Verdict
 
 PER_ITEM = "`async with session.begin_nested():` around each item"
@@ -55,6 +54,21 @@ def _indexes(items: Iterable[int]) -> str:
     return ", ".join(str(i) for i in sorted(items)) or "none"
 
 
+def _misplaced(bad: set[int], savepoints: list[str]) -> str:
+    """Which items' savepoints ended the wrong way, when there is one per item."""
+    rolled = {i for i, k in enumerate(savepoints) if k == "ROLLBACK TO"}
+    parts = []
+    if bad - rolled:
+        parts.append(f"the bad item(s) {_indexes(bad - rolled)} were released instead of rolled back")
+    if rolled - bad:
+        parts.append(f"the good item(s) {_indexes(rolled - bad)} were rolled back")
+    return ("; ".join(parts) or "the trace has extra transaction events") + (
+        ". Every statement of an item must run inside its savepoint (flush inside the `async with`), "
+        "so that its error belongs to that item and to no other."
+    )
+
+
+@check
 def savepoint_per_item(exchange: Exchange, n_items: int, bad_indexes: Iterable[int]) -> Verdict:
     """Each of the `n_items` items had its own savepoint, rolled back exactly for `bad_indexes`,
     and the request committed once."""
@@ -64,52 +78,56 @@ def savepoint_per_item(exchange: Exchange, n_items: int, bad_indexes: Iterable[i
     passed = got == expected and not exchange.failed
     savepoints = top_level_outcomes(got)
     commits = got.count("COMMIT")
-    hint = ""
-    if passed:
-        pass
-    elif commits > 1:
-        hint = (f"{commits} COMMITs: committing per item makes every item its own transaction, so a failure "
-                "later in the request can no longer undo them. Use savepoints and let get_db commit once.")
-    elif not savepoints:
-        hint = (f"no SAVEPOINT was used, so the first bad item aborted the whole transaction. Put {PER_ITEM}; "
-                "a failing item then rolls back to its own savepoint (ROLLBACK TO) and the others survive.")
-    elif exchange.failed:
-        hint = (f"the import itself failed ({outcome(exchange)}). A bad item must not fail the batch: "
-                f"catch its error around {PER_ITEM}, record it as skipped, and go on.")
-    elif len(savepoints) == 1 and n_items > 1:
-        hint = ("one savepoint for the whole batch: the first bad item rolled back every item before it. "
-                f"Open the savepoint inside the loop — {PER_ITEM}, not around the loop.")
-    elif len(savepoints) != n_items:
-        hint = (f"{len(savepoints)} savepoints for {n_items} items: every item needs exactly one "
-                f"savepoint of its own ({PER_ITEM}).")
-    elif commits == 0:
-        hint = "nothing was committed: the outer transaction must commit once, after the loop (get_db does it)."
-    else:
-        rolled = {i for i, k in enumerate(savepoints) if k == "ROLLBACK TO"}
-        wrong_kept = sorted(bad - rolled)
-        wrong_dropped = sorted(rolled - bad)
-        parts = []
-        if wrong_kept:
-            parts.append(f"the bad item(s) {_indexes(wrong_kept)} were released instead of rolled back")
-        if wrong_dropped:
-            parts.append(f"the good item(s) {_indexes(wrong_dropped)} were rolled back")
-        hint = ("; ".join(parts) or "the trace has extra transaction events") + (
-            ". Every statement of an item must run inside its savepoint (flush inside the `async with`), "
-            "so that its error belongs to that item and to no other.")
-    return Verdict(
-        check="savepoint_per_item",
-        passed=passed,
-        expected=(f"{n_items} items, each in its own savepoint: ROLLBACK TO for the bad one(s) "
-                  f"({_indexes(bad)}), RELEASE for the others, then one COMMIT — {trace(expected)}"),
-        actual=f"{outcome(exchange)}; transactions: {trace(got)}"
-               + ("" if passed else "\n" + side_by_side(expected, got)),
-        sql=exchange.sql,
-        hint=hint,
+    return verdict(
+        passed,
+        (
+            f"{n_items} items, each in its own savepoint: ROLLBACK TO for the bad one(s) "
+            f"({_indexes(bad)}), RELEASE for the others, then one COMMIT — {trace(expected)}"
+        ),
+        f"{outcome(exchange)}; transactions: {trace(got)}" + ("" if passed else "\n" + side_by_side(expected, got)),
+        exchange.sql,
+        hint=first_hint(
+            Hint(
+                commits > 1,
+                f"{commits} COMMITs: committing per item makes every item its own transaction, so a failure "
+                "later in the request can no longer undo them. Use savepoints and let get_db commit once.",
+            ),
+            Hint(
+                not savepoints,
+                f"no SAVEPOINT was used, so the first bad item aborted the whole transaction. Put {PER_ITEM}; "
+                "a failing item then rolls back to its own savepoint (ROLLBACK TO) and the others survive.",
+            ),
+            Hint(
+                exchange.failed,
+                f"the import itself failed ({outcome(exchange)}). A bad item must not fail the batch: "
+                f"catch its error around {PER_ITEM}, record it as skipped, and go on.",
+            ),
+            Hint(
+                len(savepoints) == 1 and n_items > 1,
+                "one savepoint for the whole batch: the first bad item rolled back every item before it. "
+                f"Open the savepoint inside the loop — {PER_ITEM}, not around the loop.",
+            ),
+            Hint(
+                len(savepoints) != n_items,
+                f"{len(savepoints)} savepoints for {n_items} items: every item needs exactly one "
+                f"savepoint of its own ({PER_ITEM}).",
+            ),
+            Hint(
+                commits == 0,
+                "nothing was committed: the outer transaction must commit once, after the loop (get_db does it).",
+            ),
+            default=lambda: _misplaced(bad, savepoints),
+        ),
     )
 
 
+@check
 async def rows_exactly(
-    probe: Probe, table: str, column: str, expected: Iterable[object], where: str | None = None,
+    probe: Probe,
+    table: str,
+    column: str,
+    expected: Iterable[object],
+    where: str | None = None,
     sql: list[str] | None = None,
 ) -> Verdict:
     """The committed values of `table.column` (optionally filtered by `where`) are exactly `expected`."""
@@ -120,22 +138,22 @@ async def rows_exactly(
     missing = sorted(set(want) - set(got), key=str)
     extra = sorted(set(got) - set(want), key=str)
     dupes = sorted({v for v in got if got.count(v) > 1}, key=str)
-    passed = got == want
-    problems = []
-    if missing:
-        problems.append(f"missing {missing}: good items that were not committed")
-    if extra:
-        problems.append(f"unexpected {extra}: rows that should have been skipped")
-    if dupes:
-        problems.append(f"duplicated {dupes}")
+    problems = [
+        text
+        for found, text in (
+            (missing, f"missing {missing}: good items that were not committed"),
+            (extra, f"unexpected {extra}: rows that should have been skipped"),
+            (dupes, f"duplicated {dupes}"),
+        )
+        if found
+    ]
     scope = f"{table}.{column}" + (f" WHERE {where}" if where else "")
-    return Verdict(
-        check="rows_exactly",
-        passed=passed,
-        expected=f"{scope} is exactly {want} (committed, seen from another connection)",
-        actual=f"{got}" + (f" — {'; '.join(problems)}" if problems else ""),
-        sql=sql or [],
-        hint="" if passed else (
+    return verdict(
+        got == want,
+        f"{scope} is exactly {want} (committed, seen from another connection)",
+        f"{got}" + (f" — {'; '.join(problems)}" if problems else ""),
+        sql,
+        hint=(
             "the good items must all be committed and the bad ones must leave no row. A good row "
             "missing usually means a bad item took the transaction down with it (no savepoint, or "
             "one savepoint around the whole loop); an extra row means an item's error was not caught "
@@ -144,8 +162,13 @@ async def rows_exactly(
     )
 
 
+@check
 async def nothing_kept(
-    probe: Probe, call: Call, tables: Iterable[str], why: str = "", timeout: float = 15,
+    probe: Probe,
+    call: Call,
+    tables: Iterable[str],
+    why: str = "",
+    timeout: float = 15,
 ) -> Verdict:
     """`call` must fail as a whole: the client gets an error and none of `tables` gains or loses a row.
 
@@ -157,37 +180,34 @@ async def nothing_kept(
     try:
         ex = await asyncio.wait_for(probe.request(call), timeout)
     except TimeoutError:
-        return Verdict(
-            check="nothing_kept",
-            passed=False,
-            expected=f"{call} fails{' ' + why if why else ''} and leaves {', '.join(tables)} unchanged",
-            actual=f"{call} did not answer within {timeout:g} s",
+        return verdict(
+            False,
+            f"{call} fails{' ' + why if why else ''} and leaves {', '.join(tables)} unchanged",
+            f"{call} did not answer within {timeout:g} s",
             hint="the request kept waiting on the database; do not change the lesson's engine settings "
-                 "(its lock_timeout makes a blocked statement fail instead of waiting forever).",
+            "(its lock_timeout makes a blocked statement fail instead of waiting forever).",
         )
     after = {t: await probe.count_rows(t) for t in tables}
     changed = {t: (before[t], after[t]) for t in tables if before[t] != after[t]}
     kinds = ex.tx_kinds()
-    passed = ex.failed and not changed and "COMMIT" not in kinds
-    if passed:
-        hint = ""
-    elif not ex.failed:
-        hint = (f"{call} answered {ex.status}, so the failure was swallowed and the rest of the batch was "
+    counts = "; ".join(f"{t} {rows(after[t])} (was {before[t]})" for t in tables)
+    return verdict(
+        ex.failed and not changed and "COMMIT" not in kinds,
+        f"{call} fails{' ' + why if why else ''}: an error status, no COMMIT, {', '.join(tables)} unchanged",
+        f"{outcome(ex)}; {counts}; transactions: {trace(kinds)}",
+        ex.sql,
+        hint=first_hint(
+            Hint(
+                not ex.failed,
+                f"{call} answered {ex.status}, so the failure was swallowed and the rest of the batch was "
                 "committed as if all was well. Catch only the errors that are about one item (a constraint "
                 "violation: IntegrityError; bad data: SQLSTATE class 22) and let every other exception "
-                "propagate, so the request fails and nothing is committed.")
-    elif changed or "COMMIT" in kinds:
-        hint = ("the request failed but rows were committed before it did: commit once, at the end of the "
-                "request (get_db), never per item or before the last statement that can fail.")
-    else:
-        hint = ""
-    counts = "; ".join(f"{t} {rows(after[t])} (was {before[t]})" for t in tables)
-    return Verdict(
-        check="nothing_kept",
-        passed=passed,
-        expected=f"{call} fails{' ' + why if why else ''}: an error status, no COMMIT, "
-                 f"{', '.join(tables)} unchanged",
-        actual=f"{outcome(ex)}; {counts}; transactions: {trace(kinds)}",
-        sql=ex.sql,
-        hint=hint,
+                "propagate, so the request fails and nothing is committed.",
+            ),
+            Hint(
+                changed or "COMMIT" in kinds,
+                "the request failed but rows were committed before it did: commit once, at the end of the "
+                "request (get_db), never per item or before the last statement that can fail.",
+            ),
+        ),
     )

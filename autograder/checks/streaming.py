@@ -20,9 +20,10 @@ import tracemalloc
 from typing import Any
 from urllib.parse import urlsplit
 
+from autograder.checks.messages import Findings, check, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
-from autograder.driver import describe
+from autograder.errors import describe
 
 
 def _mb(n: float) -> str:
@@ -37,15 +38,23 @@ async def _send_and_drop(probe: Probe, call: Call) -> dict[str, Any]:
     params = call.kwargs.get("params") or {}
     query = parts.query or "&".join(f"{k}={v}" for k, v in params.items())
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": call.method,
-        "scheme": "http", "path": parts.path, "raw_path": parts.path.encode(),
-        "query_string": query.encode(), "root_path": "", "headers": [(b"host", b"test")],
-        "client": ("127.0.0.1", 50000), "server": ("test", 80),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": call.method,
+        "scheme": "http",
+        "path": parts.path,
+        "raw_path": parts.path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
     }
     out: dict[str, Any] = {"status": None, "bytes": 0, "chunks": 0, "lines": 0, "head": b"", "error": None}
     received = False
 
-    async def receive() -> dict:
+    async def receive() -> dict[str, Any]:
         nonlocal received
         if not received:
             received = True
@@ -55,7 +64,7 @@ async def _send_and_drop(probe: Probe, call: Call) -> dict[str, Any]:
         await asyncio.Event().wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict) -> None:
+    async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             out["status"] = message["status"]
         elif message["type"] == "http.response.body":
@@ -69,17 +78,20 @@ async def _send_and_drop(probe: Probe, call: Call) -> dict[str, Any]:
 
     try:
         await app(scope, receive, send)
-    except Exception as exc:  # a crash is a failed export, reported as such
+    except Exception as exc:  # noqa: BLE001 - a crash is a failed export, reported as such
         out["error"] = exc
     return out
 
 
+@check
 async def streams_within_memory(
     probe: Probe, call: Call, *, max_peak_bytes: int, expect_lines: int | None = None
 ) -> Verdict:
     """`call` must answer 200 with (at least) `expect_lines` lines while the Python
     heap grows by no more than `max_peak_bytes` above what it was before."""
     obs = probe.observation
+    if obs is None:
+        raise RuntimeError("the probe is not started: use `async with Probe(app) as probe:`")
     sql_at = len(obs.sql.statements)
     gc.collect()
     started_tracing = not tracemalloc.is_tracing()
@@ -97,31 +109,35 @@ async def streams_within_memory(
     seconds = time.perf_counter() - t0
     sql = [s.sql for s in obs.sql.statements[sql_at:]]
     leaked = probe.pool.checked_out()
-    expected = (f"{call} streams {expect_lines if expect_lines is not None else 'all'} lines while the "
-                f"Python heap grows by at most {_mb(max_peak_bytes)}")
-    actual = (f"status {out['status']}, {out['lines']} lines in {out['chunks']} chunk(s) "
-              f"({_mb(out['bytes'])}) in {seconds:.1f} s; peak memory {_mb(peak)} "
-              f"(bound {_mb(max_peak_bytes)})")
+    expected = (
+        f"{call} streams {expect_lines if expect_lines is not None else 'all'} lines while the "
+        f"Python heap grows by at most {_mb(max_peak_bytes)}"
+    )
+    actual = (
+        f"status {out['status']}, {out['lines']} lines in {out['chunks']} chunk(s) "
+        f"({_mb(out['bytes'])}) in {seconds:.1f} s; peak memory {_mb(peak)} "
+        f"(bound {_mb(max_peak_bytes)})"
+    )
     if out["error"] is not None:
         actual += f"; the app raised {describe(out['error'])}"
-    problems = []
-    hint = ""
+    found = Findings()
     if out["error"] is not None or out["status"] != 200:
-        problems.append("not a successful response")
-        hint = "the export must answer 200 and stream its body."
+        found.add("not a successful response", "the export must answer 200 and stream its body.")
     elif expect_lines is not None and out["lines"] < expect_lines:
-        problems.append("rows missing")
-        hint = f"every row must be exported: expected {expect_lines} lines, got {out['lines']}."
+        found.add("rows missing", f"every row must be exported: expected {expect_lines} lines, got {out['lines']}.")
     elif peak > max_peak_bytes:
-        problems.append("too much memory")
-        hint = ("the whole result was held in memory at once (`.all()`, `fetchall()`, a list, or one "
-                "big string) before or while it was sent. Stream it: `result = await "
-                "session.stream(stmt.execution_options(yield_per=N))`, then `async for rows in "
-                "result.partitions():` and yield one chunk per partition.")
+        found.add(
+            "too much memory",
+            "the whole result was held in memory at once (`.all()`, `fetchall()`, a list, or one "
+            "big string) before or while it was sent. Stream it: `result = await "
+            "session.stream(stmt.execution_options(yield_per=N))`, then `async for rows in "
+            "result.partitions():` and yield one chunk per partition.",
+        )
     if leaked:
-        problems.append("connection leak")
         actual += f"; {leaked} connection(s) still checked out afterwards"
-        hint = hint or ("the session used for streaming was not closed. Open it inside the generator "
-                        "with `async with SessionLocal() as session:` so it closes when the stream ends.")
-    passed = not problems
-    return Verdict("streams_within_memory", passed, expected, actual, [] if passed else sql, hint)
+        found.add(
+            "connection leak",
+            "the session used for streaming was not closed. Open it inside the generator "
+            "with `async with SessionLocal() as session:` so it closes when the stream ends.",
+        )
+    return verdict(not found, expected, actual, [] if not found else sql, hint=found.hint)

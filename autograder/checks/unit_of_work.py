@@ -16,16 +16,17 @@ Every one of these still answers 201. What differs is what the database saw:
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any
 
-from autograder.checks._describe import outcome, trace
+from autograder.checks.messages import Hint, check, first_hint, outcome, trace, verdict
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 
 _ONE_ALIAS = (
     "Let every repository provider take the same session alias (e.g. `session: DBSession`, declared "
-    "once as `Annotated[AsyncSession, Depends(get_db, scope=\"function\")]`): FastAPI then calls get_db "
+    'once as `Annotated[AsyncSession, Depends(get_db, scope="function")]`): FastAPI then calls get_db '
     "once per request and hands all of them the same session. Never open a session inside a repository "
     "or a provider, and never `use_cache=False` on get_db."
 )
@@ -36,6 +37,7 @@ def _ordinals(ids: list[int]) -> dict[int, int]:
     return {cid: i for i, cid in enumerate(dict.fromkeys(ids), 1)}
 
 
+@check
 def single_transaction(exchange: Exchange, end: str = "COMMIT") -> Verdict:
     """The request ran one transaction, ended by `end` (COMMIT or ROLLBACK), on one connection,
     in one Session. Savepoints inside it are allowed."""
@@ -48,69 +50,93 @@ def single_transaction(exchange: Exchange, end: str = "COMMIT") -> Verdict:
     names = _ordinals(conn_ids)
     sessions = exchange.sessions
     passed = (
-        begins == 1 and ends == 1 and others == 0 and kinds[0] == "BEGIN" and kinds[-1] == end
-        and len(names) == 1 and len(sessions) == 1
+        begins == 1
+        and ends == 1
+        and others == 0
+        and kinds[0] == "BEGIN"
+        and kinds[-1] == end
+        and len(names) == 1
+        and len(sessions) == 1
     )
     by_conn = "; ".join(
         f"connection {n}: {trace([e.kind for e in exchange.transactions if e.connection_id == cid])}"
         for cid, n in names.items()
     )
-    actual = (f"{outcome(exchange)}; {len(sessions)} session(s) did work; {begins} BEGIN, {ends} {end}"
-              + (f", {others} {other}" if others else "") + f"; transactions: {trace(kinds)}")
+    actual = (
+        f"{outcome(exchange)}; {len(sessions)} session(s) did work; {begins} BEGIN, {ends} {end}"
+        + (f", {others} {other}" if others else "")
+        + f"; transactions: {trace(kinds)}"
+    )
     if len(names) > 1:
         actual += f" ({by_conn})"
-    if passed:
-        hint = ""
-    elif len(sessions) > 1:
-        hint = (f"{len(sessions)} different sessions worked in this one request, so its writes were split "
-                f"over {max(begins, 1)} transactions that commit or fail separately. " + _ONE_ALIAS)
-    elif not kinds:
-        hint = "the request did no database work at all; did the route call its repositories?"
-    elif end == "COMMIT" and ends == 0:
-        hint = ("nothing was committed: the session closed with its transaction still open, which rolls "
-                "it back. get_db commits once, after `yield session`, when the route has succeeded.")
-    elif end == "COMMIT" and (ends > 1 or begins > 1):
-        hint = (f"one session committed {ends} times within one request, so a later failure can no longer "
+    return verdict(
+        passed,
+        f"{exchange.call} runs in one transaction (BEGIN ... {end}) on one connection, in one session",
+        actual,
+        exchange.sql,
+        hint=first_hint(
+            Hint(
+                len(sessions) > 1,
+                f"{len(sessions)} different sessions worked in this one request, so its writes were split "
+                f"over {max(begins, 1)} transactions that commit or fail separately. " + _ONE_ALIAS,
+            ),
+            Hint(not kinds, "the request did no database work at all; did the route call its repositories?"),
+            Hint(
+                end == "COMMIT" and ends == 0,
+                "nothing was committed: the session closed with its transaction still open, which rolls "
+                "it back. get_db commits once, after `yield session`, when the route has succeeded.",
+            ),
+            Hint(
+                end == "COMMIT" and (ends > 1 or begins > 1),
+                f"one session committed {ends} times within one request, so a later failure can no longer "
                 "undo the earlier writes. Repositories (and routes) only `flush()`; the single commit "
-                "belongs to get_db, after the route returned.")
-    elif end == "ROLLBACK" and others:
-        hint = ("part of this failed request was committed before it failed. Repositories and routes "
-                "never commit; get_db commits only when the route succeeded.")
-    else:
-        hint = f"expected one transaction ending in {end}; compare the trace above."
-    return Verdict(
-        check="single_transaction",
-        passed=passed,
-        expected=f"{exchange.call} runs in one transaction (BEGIN ... {end}) on one connection, in one session",
-        actual=actual,
-        sql=exchange.sql,
-        hint=hint,
+                "belongs to get_db, after the route returned.",
+            ),
+            Hint(
+                end == "ROLLBACK" and others,
+                "part of this failed request was committed before it failed. Repositories and routes "
+                "never commit; get_db commits only when the route succeeded.",
+            ),
+            default=f"expected one transaction ending in {end}; compare the trace above.",
+        ),
     )
 
 
 def _recording(dependency: Callable[..., Any], yielded: list[Any]) -> Callable[..., Any]:
     """A stand-in for `dependency` with the same parameters that records what it provides."""
     signature = inspect.signature(dependency).replace(return_annotation=inspect.Signature.empty)
+    recorder: Callable[..., Any]
     if inspect.isasyncgenfunction(dependency):
         as_context = asynccontextmanager(dependency)
 
-        async def recorder(**kwargs: Any):  # exceptions from the route are thrown into the original
+        async def record_yielded(**kwargs: Any) -> AsyncIterator[Any]:
+            # exceptions from the route are thrown into the original
             async with as_context(**kwargs) as value:
                 yielded.append(value)
                 yield value
+
+        recorder = record_yielded
     elif inspect.iscoroutinefunction(dependency):
-        async def recorder(**kwargs: Any):
+
+        async def record_returned(**kwargs: Any) -> Any:
             value = await dependency(**kwargs)
             yielded.append(value)
             return value
+
+        recorder = record_returned
     else:
-        raise TypeError(f"{getattr(dependency, '__name__', dependency)!r} is not an async dependency "
-                        "(an `async def` with `yield`, or an `async def` returning a session)")
-    recorder.__signature__ = signature  # FastAPI reads the parameters from here
+        raise TypeError(
+            f"{getattr(dependency, '__name__', dependency)!r} is not an async dependency "
+            "(an `async def` with `yield`, or an `async def` returning a session)"
+        )
+    # FastAPI reads the parameters from `__signature__` (inspect.signature does); typeshed's
+    # function type does not declare it, so it goes into the function's attributes directly.
+    vars(recorder)["__signature__"] = signature
     recorder.__name__ = getattr(dependency, "__name__", "dependency")
     return recorder
 
 
+@check
 async def session_from_dependency(probe: Probe, call: Call, dependency: Callable[..., Any]) -> Verdict:
     """During `call`, `dependency` (your get_db) runs exactly once and every session that did
     database work is the one it provided. Observed by overriding `dependency` for this one request."""
@@ -128,31 +154,36 @@ async def session_from_dependency(probe: Probe, call: Call, dependency: Callable
         else:
             overrides.pop(dependency, None)
     provided = [getattr(s, "sync_session", s) for s in yielded]
+    if probe.observation is None:
+        raise RuntimeError("the probe is not started: use `async with Probe(app) as probe:`")
     refs = {u.serial: u.ref for u in probe.observation.sessions.uses}
     worked = [refs[serial]() for serial in ex.sessions]
     strangers = [s for s in worked if not any(s is p for p in provided)]
-    passed = len(yielded) == 1 and bool(worked) and not strangers
-    if passed:
-        hint = ""
-    elif not yielded:
-        hint = (f"{name} never ran for this request: the session that did the work came from somewhere "
-                f"else (a `SessionLocal()` in a repository or provider?). " + _ONE_ALIAS)
-    elif len(yielded) > 1:
-        hint = (f"{name} ran {len(yielded)} times in one request. FastAPI reuses a dependency's value "
+    return verdict(
+        len(yielded) == 1 and bool(worked) and not strangers,
+        f"during {call}, {name} runs once and its session is the only one that does database work",
+        (
+            f"{outcome(ex)}; {name} ran {len(yielded)} time(s); {len(worked)} session(s) did work, "
+            f"{len(strangers)} of them not from {name}; transactions: {trace(ex.tx_kinds())}"
+        ),
+        ex.sql,
+        hint=first_hint(
+            Hint(
+                not yielded,
+                f"{name} never ran for this request: the session that did the work came from somewhere "
+                f"else (a `SessionLocal()` in a repository or provider?). " + _ONE_ALIAS,
+            ),
+            Hint(
+                len(yielded) > 1,
+                f"{name} ran {len(yielded)} times in one request. FastAPI reuses a dependency's value "
                 "within a request only for the same function with the same `scope` and `use_cache=True`; "
-                "two declarations that differ (`use_cache=False`, or `scope=\"function\"` in one place and "
-                "the default in another) each get a session of their own. " + _ONE_ALIAS)
-    elif strangers:
-        hint = (f"{len(strangers)} session(s) not created by {name} did database work in this request. "
-                + _ONE_ALIAS)
-    else:
-        hint = f"{name} provided a session but nothing used it; did the route call its repositories?"
-    return Verdict(
-        check="session_from_dependency",
-        passed=passed,
-        expected=f"during {call}, {name} runs once and its session is the only one that does database work",
-        actual=(f"{outcome(ex)}; {name} ran {len(yielded)} time(s); {len(worked)} session(s) did work, "
-                f"{len(strangers)} of them not from {name}; transactions: {trace(ex.tx_kinds())}"),
-        sql=ex.sql,
-        hint=hint,
+                'two declarations that differ (`use_cache=False`, or `scope="function"` in one place and '
+                "the default in another) each get a session of their own. " + _ONE_ALIAS,
+            ),
+            Hint(
+                strangers,
+                f"{len(strangers)} session(s) not created by {name} did database work in this request. " + _ONE_ALIAS,
+            ),
+            default=f"{name} provided a session but nothing used it; did the route call its repositories?",
+        ),
     )

@@ -47,7 +47,7 @@ class Verdict:
             lines.append(f"Hint: {self.hint}")
         return "\n".join(lines)
 
-    def require(self) -> "Verdict":
+    def require(self) -> Verdict:
         if not self.passed:
             raise CheckFailed(str(self))
         return self

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from autograder.checks.health import unreachable_url as _unreachable_url
 from autograder.db.admin import asyncpg_params
 
 T = TypeVar("T")
@@ -31,12 +32,9 @@ def unreachable_url(url: str, password: str | None = None) -> str:
     """`url` with its host and port replaced by 127.0.0.1:1, where no server listens.
 
     `password` (optional) replaces the URL's password, e.g. to see whether an error shows it.
+    The checks' `unreachable_url` with `via="port"`: this lesson teaches ConnectionRefusedError.
     """
-    parsed = make_url(url)
-    parsed = parsed.difference_update_query(["host", "port"]).set(host="127.0.0.1", port=1)
-    if password is not None:
-        parsed = parsed.set(password=password)
-    return parsed.render_as_string(hide_password=False)
+    return _unreachable_url(url, password, via="port")
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ async def server_connections(url: str) -> list[Backend]:
     return [Backend(r["pid"], r["state"], r["query"]) for r in rows]
 
 
-def in_new_event_loop(fn: Callable[[], Awaitable[T]]) -> T:
+def in_new_event_loop(fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run `await fn()` on a fresh event loop (in a worker thread) and return its result.
 
     Exceptions propagate to the caller. Usable from a notebook cell, where a loop
@@ -71,8 +69,6 @@ def in_new_event_loop(fn: Callable[[], Awaitable[T]]) -> T:
     """
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(fn())).result()
-
-
 
 
 async def terminate_connections(url: str) -> int:

@@ -14,22 +14,18 @@ accounts with the given opening balances (ids 1, 2, ...). Variants:
 - "overdraft": correct locking, but never checks the balance (negative balances committed)
 """
 
-
 import asyncio
-from contextlib import asynccontextmanager
 from decimal import Decimal
-
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import Float, Numeric, String, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tests.apps.common import DB
+from tests.apps.common import DB, database_lifespan, schema
 
-VARIANTS = {"for_update", "atomic", "read_modify_write", "float", "unordered_lock", "check_then_act",
-            "overdraft"}
+VARIANTS = {"for_update", "atomic", "read_modify_write", "float", "unordered_lock", "check_then_act", "overdraft"}
 
 
 class TransferIn(BaseModel):
@@ -38,8 +34,9 @@ class TransferIn(BaseModel):
     amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
 
 
-def make_bank_app(db_url: str, variant: str = "for_update",
-                  balances: tuple[str, ...] = ("100.00", "100.00", "100.00", "100.00")) -> FastAPI:
+def make_bank_app(
+    db_url: str, variant: str = "for_update", balances: tuple[str, ...] = ("100.00", "100.00", "100.00", "100.00")
+) -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
@@ -52,20 +49,13 @@ def make_bank_app(db_url: str, variant: str = "for_update",
         owner: Mapped[str] = mapped_column(String(50))
         balance: Mapped[Decimal] = mapped_column(Float if variant == "float" else Numeric(12, 2))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.run_sync(Base.metadata.create_all)
-            await conn.execute(Account.__table__.insert(), [
-                {"id": i, "owner": f"owner{i}", "balance": Decimal(b)} for i, b in enumerate(balances, 1)])
-        yield
-        await engine.dispose()
+    async def open_accounts(conn):
+        await conn.execute(
+            Account.__table__.insert(),
+            [{"id": i, "owner": f"owner{i}", "balance": Decimal(b)} for i, b in enumerate(balances, 1)],
+        )
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, fresh=True, seed=open_accounts)))
 
     def refuse(src, dst, amount):
         if src is None or dst is None:
@@ -75,8 +65,9 @@ def make_bank_app(db_url: str, variant: str = "for_update",
 
     async def locked(db: AsyncSession, body: TransferIn):
         ids = sorted({body.from_id, body.to_id})
-        rows = (await db.scalars(select(Account).where(Account.id.in_(ids)).order_by(Account.id)
-                                 .with_for_update())).all()
+        rows = (
+            await db.scalars(select(Account).where(Account.id.in_(ids)).order_by(Account.id).with_for_update())
+        ).all()
         by_id = {a.id: a for a in rows}
         return by_id.get(body.from_id), by_id.get(body.to_id)
 
@@ -95,17 +86,12 @@ def make_bank_app(db_url: str, variant: str = "for_update",
             dst.balance += step
             await db.flush()
             return {"from_balance": str(src.balance), "to_balance": str(dst.balance)}
-        if variant == "unordered_lock":
-            src = await db.get(Account, body.from_id, with_for_update=True)  # BUG: source first
-            dst = await db.get(Account, body.to_id, with_for_update=True)
-            refuse(src, dst, amount)
-            src.balance -= amount
-            dst.balance += amount
-            await db.flush()
-            return {"from_balance": str(src.balance), "to_balance": str(dst.balance)}
-        if variant == "read_modify_write":
-            src = await db.get(Account, body.from_id)  # BUG: no lock; the value may be stale
-            dst = await db.get(Account, body.to_id)
+        if variant in ("unordered_lock", "read_modify_write"):
+            # BUG (unordered_lock): the source row is locked first, whatever its id;
+            # BUG (read_modify_write): no lock at all, the balance read may be stale
+            lock = True if variant == "unordered_lock" else None  # None: a plain get
+            src = await db.get(Account, body.from_id, with_for_update=lock)
+            dst = await db.get(Account, body.to_id, with_for_update=lock)
             refuse(src, dst, amount)
             src.balance -= amount
             dst.balance += amount
@@ -119,15 +105,19 @@ def make_bank_app(db_url: str, variant: str = "for_update",
             # have read, so the window is widened to make this mutant lose every time.
             await asyncio.sleep(0.05)
             for account_id, delta in sorted([(body.from_id, -amount), (body.to_id, amount)]):
-                await db.execute(update(Account).where(Account.id == account_id)
-                                 .values(balance=Account.balance + delta))
+                await db.execute(
+                    update(Account).where(Account.id == account_id).values(balance=Account.balance + delta)
+                )
             return {"ok": True}
         # atomic: each UPDATE computes and guards in the database, in id order
         new = {}
         for account_id in sorted({body.from_id, body.to_id}):
             if account_id == body.from_id:
-                stmt = (update(Account).where(Account.id == account_id, Account.balance >= amount)
-                        .values(balance=Account.balance - amount))
+                stmt = (
+                    update(Account)
+                    .where(Account.id == account_id, Account.balance >= amount)
+                    .values(balance=Account.balance - amount)
+                )
             else:
                 stmt = update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
             new[account_id] = await db.scalar(stmt.returning(Account.balance))

@@ -29,19 +29,22 @@ Variants ("mutants"), each a mistake a check must catch:
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ForeignKey, String, insert, select
-from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, contains_eager, mapped_column, relationship, selectinload
 
-from tests.apps.common import get_db
+from tests.apps.common import database_lifespan, get_db, schema
 
 VARIANTS = {
-    "correct", "n_plus_one", "lazy_serialise", "filter_parents_only", "no_populate_existing",
-    "outer_join", "limit_on_join",
+    "correct",
+    "n_plus_one",
+    "lazy_serialise",
+    "filter_parents_only",
+    "no_populate_existing",
+    "outer_join",
+    "limit_on_join",
 }
 BOOKS_EACH, REVIEWS_EACH = 3, 2
 
@@ -54,7 +57,7 @@ class Author(Base):
     __tablename__ = "authors"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(50))
-    books: Mapped[list["Book"]] = relationship(back_populates="author", order_by="Book.id")
+    books: Mapped[list[Book]] = relationship(back_populates="author", order_by="Book.id")
 
 
 class Book(Base):
@@ -64,7 +67,7 @@ class Book(Base):
     title: Mapped[str] = mapped_column(String(100))
     year: Mapped[int]
     author: Mapped[Author] = relationship(back_populates="books")
-    reviews: Mapped[list["Review"]] = relationship(order_by="Review.id")
+    reviews: Mapped[list[Review]] = relationship(order_by="Review.id")
 
 
 class Review(Base):
@@ -112,32 +115,32 @@ def year_of(author_id: int, j: int) -> int:
 
 async def seed(conn, authors: int) -> None:
     await conn.execute(insert(Author), [{"id": a, "name": f"Author {a}"} for a in range(1, authors + 1)])
-    await conn.execute(insert(Book), [
-        {"id": (a - 1) * BOOKS_EACH + j, "author_id": a, "title": f"Book {a}.{j}", "year": year_of(a, j)}
-        for a in range(1, authors + 1) for j in range(1, BOOKS_EACH + 1)
-    ])
-    await conn.execute(insert(Review), [
-        {"id": (b - 1) * REVIEWS_EACH + k, "book_id": b, "stars": 1 + (b + k) % 5}
-        for b in range(1, authors * BOOKS_EACH + 1) for k in range(1, REVIEWS_EACH + 1)
-    ])
+    await conn.execute(
+        insert(Book),
+        [
+            {"id": (a - 1) * BOOKS_EACH + j, "author_id": a, "title": f"Book {a}.{j}", "year": year_of(a, j)}
+            for a in range(1, authors + 1)
+            for j in range(1, BOOKS_EACH + 1)
+        ],
+    )
+    await conn.execute(
+        insert(Review),
+        [
+            {"id": (b - 1) * REVIEWS_EACH + k, "book_id": b, "stars": 1 + (b + k) % 5}
+            for b in range(1, authors * BOOKS_EACH + 1)
+            for k in range(1, REVIEWS_EACH + 1)
+        ],
+    )
 
 
 def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-            await seed(conn, authors)
-        yield
-        await engine.dispose()
+    async def seed_authors(conn):
+        await seed(conn, authors)
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, seed=seed_authors)))
 
     DB = Depends(get_db, scope="function")
 
@@ -148,11 +151,20 @@ def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAP
             out = []
             for a in (await db.scalars(page)).all():  # BUG: 1 + N + 3N statements
                 books = await a.awaitable_attrs.books
-                out.append({"id": a.id, "name": a.name, "books": [
-                    {"id": b.id, "title": b.title,
-                     "reviews": [{"id": r.id, "stars": r.stars} for r in await b.awaitable_attrs.reviews]}
-                    for b in books
-                ]})
+                out.append(
+                    {
+                        "id": a.id,
+                        "name": a.name,
+                        "books": [
+                            {
+                                "id": b.id,
+                                "title": b.title,
+                                "reviews": [{"id": r.id, "stars": r.stars} for r in await b.awaitable_attrs.reviews],
+                            }
+                            for b in books
+                        ],
+                    }
+                )
             return out
         if variant == "lazy_serialise":
             page = page.options(selectinload(Author.books))  # BUG: reviews are read while serialising

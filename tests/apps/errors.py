@@ -23,25 +23,26 @@ Variants:
 
 import asyncio
 import random
-from contextlib import asynccontextmanager
-
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import ForeignKey, MetaData, String, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tests.apps.common import DB
+from tests.apps.common import DB, database_lifespan, schema
 
-VARIANTS = {"correct", "text_match", "no_rollback", "single_statement", "retry_everything", "unbounded",
-            "no_retry"}
+VARIANTS = {"correct", "text_match", "no_rollback", "single_statement", "retry_everything", "unbounded", "no_retry"}
 RETRYABLE = {"40001", "40P01"}
 
-NAMING = {"uq": "uq_%(table_name)s_%(column_0_name)s", "fk": "fk_%(table_name)s_%(column_0_name)s",
-          "pk": "pk_%(table_name)s", "ck": "ck_%(table_name)s_%(constraint_name)s"}
+NAMING = {
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
 
 
 class UserIn(BaseModel):
@@ -84,25 +85,27 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
         value: Mapped[int] = mapped_column(default=0)
 
     # constraint name -> the field a client knows it by
-    fields = {c.name: c.columns.keys()[0] for t in Base.metadata.tables.values() for c in t.constraints
-              if c.name and len(c.columns) == 1}
+    fields = {
+        c.name: c.columns.keys()[0]
+        for t in Base.metadata.tables.values()
+        for c in t.constraints
+        if c.name and len(c.columns) == 1
+    }
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+    async def first_rows(conn):
+        await conn.execute(Team.__table__.insert(), [{"id": 1}])
+        await conn.execute(Counter.__table__.insert(), [{"name": "c", "value": 0}])
+
+    async def repeatable_read_sessions(app: FastAPI):
         app.state.rr_sessionmaker = async_sessionmaker(
-            engine.execution_options(isolation_level="REPEATABLE READ"), expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.run_sync(Base.metadata.create_all)
-            await conn.execute(Team.__table__.insert(), [{"id": 1}])
-            await conn.execute(Counter.__table__.insert(), [{"name": "c", "value": 0}])
-        yield
-        await engine.dispose()
+            app.state.engine.execution_options(isolation_level="REPEATABLE READ"), expire_on_commit=False
+        )
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(
+        lifespan=database_lifespan(
+            db_url, schema(Base.metadata, fresh=True, seed=first_rows), started=repeatable_read_sessions
+        )
+    )
 
     def integrity_response(exc: IntegrityError) -> JSONResponse:
         if variant == "text_match":  # BUG: the message text decides, and str(exc) quotes the SQL
@@ -163,6 +166,7 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
                 if not retryable(exc) or attempt == attempts:
                     raise
                 await asyncio.sleep(0.01)
+        return None  # attempts < 1: nothing was tried
 
     @app.post("/users", status_code=201)
     async def create_user(body: UserIn, db: DB):

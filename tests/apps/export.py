@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import column, select, table, text
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from tests.apps.common import database_lifespan
 
 VARIANTS = {"correct", "row_by_row", "all_then_stream", "leak"}
 events = table("events", column("id"), column("kind"), column("payload"))
@@ -27,20 +26,18 @@ def make_app(db_url: str, variant: str = "correct", rows: int = 50_000) -> FastA
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.engine = create_async_engine(db_url)
-        app.state.sessionmaker = async_sessionmaker(app.state.engine, expire_on_commit=False)
-        async with app.state.engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE IF NOT EXISTS events "
-                                    "(id serial PRIMARY KEY, kind text, payload text)"))
-            if not await conn.scalar(text("SELECT count(*) FROM events")):
-                await conn.execute(text("INSERT INTO events (kind, payload) SELECT 'k' || (g % 7), "
-                                        "md5(g::text) FROM generate_series(1, :n) g"), {"n": rows})
-        yield
-        await app.state.engine.dispose()
+    async def events(conn):
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS events (id serial PRIMARY KEY, kind text, payload text)"))
+        if not await conn.scalar(text("SELECT count(*) FROM events")):
+            await conn.execute(
+                text(
+                    "INSERT INTO events (kind, payload) SELECT 'k' || (g % 7), "
+                    "md5(g::text) FROM generate_series(1, :n) g"
+                ),
+                {"n": rows},
+            )
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url, events))
 
     @app.get("/export.csv")
     async def export(request: Request):

@@ -16,11 +16,12 @@ that whether they overlap is measurable.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.apps.common import database_lifespan
 
 VARIANTS = {"correct", "shared_gather", "fresh_shared_gather", "sequential", "partial"}
 PANEL = text("SELECT pg_sleep(0.15), :panel AS panel")
@@ -30,14 +31,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.engine = create_async_engine(db_url)
-        app.state.sessionmaker = async_sessionmaker(app.state.engine, expire_on_commit=False)
-        yield
-        await app.state.engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url))
 
     async def get_db(request: Request):
         async with request.app.state.sessionmaker() as session:
@@ -64,6 +58,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
                 async with Session() as s:
                     panels.append(await panel(s, n))
         else:
+
             async def own_session(n: str) -> str:
                 async with Session() as s:
                     return await panel(s, n)

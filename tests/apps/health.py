@@ -12,12 +12,12 @@ even when `db_url` points nowhere.
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.apps.common import database_lifespan
 
 VARIANTS = {"correct", "reference_200", "static", "unhandled"}
 
@@ -26,13 +26,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.engine = create_async_engine(db_url)
-        yield
-        await app.state.engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url))  # never connects: the app starts when the database is down
 
     @app.get("/health")
     async def health(request: Request):
@@ -47,7 +41,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
             async with asyncio.timeout(2):
                 async with engine.connect() as conn:
                     await conn.execute(text("SELECT 1"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the database is "unhealthy"
             body = {"status": "unhealthy", "reason": f"{type(exc).__name__}: {exc}"}
             if variant == "reference_200":
                 return body  # BUG: 200 says healthy to every load balancer

@@ -16,18 +16,14 @@ each item, writes one `import_runs` row for the batch (its label is unique) and 
   still commits the products
 """
 
-
-from contextlib import asynccontextmanager
-
-
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import CheckConstraint, String
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from tests.apps.common import DB
+from tests.apps.common import DB, database_lifespan, schema
 
 VARIANTS = {"correct", "no_savepoint", "one_savepoint", "except_pass", "commit_per_item", "audit_swallowed"}
 LOCK_TIMEOUT = "150ms"
@@ -77,17 +73,11 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url, connect_args={"server_settings": {"lock_timeout": LOCK_TIMEOUT}})
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        yield
-        await engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(
+        lifespan=database_lifespan(
+            db_url, schema(Base.metadata), connect_args={"server_settings": {"lock_timeout": LOCK_TIMEOUT}}
+        )
+    )
 
     async def import_items(db: AsyncSession, items: list[ItemIn]) -> dict:
         imported: list[str] = []
@@ -129,7 +119,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
                     async with db.begin_nested():
                         db.add(Product(**item.model_dump()))
                     imported.append(item.sku)
-                except Exception:  # BUG: swallows errors that are not about the item (a lock timeout)
+                except Exception:  # noqa: BLE001 - BUG on purpose: swallows errors not about the item (a lock timeout)
                     skipped.append({"index": i, "sku": item.sku, "reason": "invalid"})
             return {"imported": imported, "skipped": skipped}
         for i, item in enumerate(items):

@@ -20,18 +20,27 @@ mistake so that every check can be shown to reject it:
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import CheckConstraint, ForeignKey, String, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
+from tests.apps.common import database_lifespan, schema
+
 VARIANTS = {
-    "correct", "explicit_rollback", "commit_in_finally", "no_commit", "leak", "shared",
-    "commit_then_fail", "n_plus_one", "lazy_serialise", "no_savepoint", "commit_after_response",
+    "correct",
+    "explicit_rollback",
+    "commit_in_finally",
+    "no_commit",
+    "leak",
+    "shared",
+    "commit_then_fail",
+    "n_plus_one",
+    "lazy_serialise",
+    "no_savepoint",
+    "commit_after_response",
 }
 
 
@@ -43,7 +52,7 @@ class Author(Base):
     __tablename__ = "authors"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(50))
-    books: Mapped[list["Book"]] = relationship(back_populates="author")
+    books: Mapped[list[Book]] = relationship(back_populates="author")
     __table_args__ = (CheckConstraint("name <> ''", name="author_name_not_empty"),)
 
 
@@ -81,25 +90,21 @@ def make_app(db_url: str, variant: str = "correct", seed_authors: int = 0, books
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+    async def add_authors(app: FastAPI):
         if seed_authors:
             async with app.state.sessionmaker() as s:
                 for i in range(seed_authors):
                     s.add(Author(name=f"a{i}", books=[Book(title=f"b{i}.{j}") for j in range(books_each)]))
                 await s.commit()
-        yield
+
+    async def close_shared_session(app: FastAPI):
         shared = getattr(app.state, "shared_session", None)
         if shared is not None:
             await shared.close()
-        await engine.dispose()
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(
+        lifespan=database_lifespan(db_url, schema(Base.metadata), started=add_authors, stopping=close_shared_session)
+    )
 
     async def get_db(request: Request):
         SessionLocal = request.app.state.sessionmaker

@@ -1,8 +1,8 @@
 """An items API whose engine lifecycle has switchable mistakes ("mutants").
 
 `make_factory(variant, import_url)` returns `create_app(database_url) -> FastAPI`.
-The tables are created beforehand with `create_tables(url)`. `import_url` plays the role of the settings a module reads when it is imported
-(only the import-time variants use it).
+The tables are created beforehand with `create_tables(url)`. `import_url` plays the role of
+the settings a module reads when it is imported (only the import-time variants use it).
 
 - "correct": engine + sessionmaker created in the lifespan and kept on app.state,
   `SELECT 1` at startup raising an error that names the database, dispose at shutdown
@@ -28,8 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 VARIANTS = {
-    "correct", "import_time_engine", "cached_engine", "no_dispose", "no_startup_probe",
-    "raw_startup_error", "password_in_error",
+    "correct",
+    "import_time_engine",
+    "cached_engine",
+    "no_dispose",
+    "no_startup_probe",
+    "raw_startup_error",
+    "password_in_error",
 }
 
 

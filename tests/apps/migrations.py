@@ -30,9 +30,7 @@ class Order(Base):
     total_cents: Mapped[int] = mapped_column(Integer)
 
 
-SEED = (
-    "INSERT INTO orders (customer, total) VALUES ('ann', 12.50), ('bob', 3.99), ('cy', 0.00), ('di', 100.05)",
-)
+SEED = ("INSERT INTO orders (customer, total) VALUES ('ann', 12.50), ('bob', 3.99), ('cy', 0.00), ('di', 100.05)",)
 QUERY = "SELECT id, total_cents FROM orders ORDER BY id"
 EXPECTED = [(1, 1250), (2, 399), (3, 0), (4, 10005)]
 
@@ -86,6 +84,7 @@ def downgrade_correct() -> None:
 
 # -- mutants -------------------------------------------------------------------
 
+
 def upgrade_no_not_null() -> None:
     """Backfills, but never sets NOT NULL."""
     _add_cents()
@@ -138,7 +137,6 @@ def downgrade_forgets_column() -> None:
 
 def downgrade_irreversible() -> None:
     """The 'we never downgrade' downgrade."""
-    pass
 
 
 def downgrade_loses_amounts() -> None:

@@ -16,15 +16,16 @@ attributes of the app (`app.state.get_db`, ...) so tests can override them.
 - "no_commit": get_db never commits
 """
 
-from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import CheckConstraint, String, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tests.apps.common import database_lifespan, schema
 
 VARIANTS = {"correct", "own_sessions", "no_cache", "mixed_scope", "commit_in_repo", "no_commit"}
 
@@ -81,17 +82,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
             await self.session.flush()
             return order
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        yield
-        await engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata)))
 
     async def get_db(request: Request):
         async with request.app.state.sessionmaker() as session:
@@ -102,6 +93,7 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     DBSession = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
     if variant == "own_sessions":
+
         async def get_user_repo(request: Request):  # BUG: a session (and a commit) per repository
             async with request.app.state.sessionmaker() as session:
                 yield UserRepository(session)

@@ -20,7 +20,7 @@ asyncio_default_fixture_loop_scope = session
 asyncio_default_test_loop_scope = session
 """
 
-CONFTEST = '''\
+CONFTEST = """\
 import os
 
 import httpx
@@ -79,9 +79,9 @@ def statements(connection):
     event.listen(connection.sync_connection, "before_cursor_execute", record)
     yield seen
     event.remove(connection.sync_connection, "before_cursor_execute", record)
-'''
+"""
 
-GOOD = '''\
+GOOD = """\
 import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
@@ -119,24 +119,24 @@ async def test_no_connection_leak(app):
             for _ in range(3):
                 assert (await client.get("/authors")).status_code == 200
             assert app.state.engine.pool.checkedout() == 0
-'''
+"""
 
-WEAK = '''\
+WEAK = """\
 async def test_listing_answers(client):
     response = await client.get("/authors")
     assert response.status_code == 200
-'''
+"""
 
-FALSE_ALARM = '''\
+FALSE_ALARM = """\
 async def test_create_author(client):
     response = await client.post("/authors", json={"name": "Ada"})
     assert response.status_code == 200
-'''
+"""
 
-BROKEN = '''\
+BROKEN = """\
 async def test_create_author(client)
     pass
-'''
+"""
 
 
 def write_suite(folder: Path, tests: str, conftest: str = CONFTEST, ini: str = PYTEST_INI) -> Path:

@@ -26,24 +26,28 @@ Variants, each a mistake a check must catch:
 - "stale_500": version_id_col without handling StaleDataError: losers crash with 500
 """
 
-
 import asyncio
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, ForeignKey, String, func, select
-from sqlalchemy.ext.asyncio import AsyncAttrs, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, joinedload, mapped_column, relationship
 from sqlalchemy.orm.exc import StaleDataError
 
-from tests.apps.common import DB
+from tests.apps.common import DB, database_lifespan, schema
 
 VARIANTS = {
-    "correct", "offset_cursor", "count_per_page", "inclusive_cursor", "shows_deleted", "lazy_project",
-    "no_version_check", "python_check_only", "stale_500",
+    "correct",
+    "offset_cursor",
+    "count_per_page",
+    "inclusive_cursor",
+    "shows_deleted",
+    "lazy_project",
+    "no_version_check",
+    "python_check_only",
+    "stale_500",
 }
 DELETED_ID = 3
 
@@ -62,7 +66,7 @@ def make_tracker_app(db_url: str, variant: str = "correct", tickets: int = 23) -
         raise ValueError(f"unknown variant {variant!r}")
 
     class Base(AsyncAttrs, DeclarativeBase):
-        type_annotation_map = {datetime: DateTime(timezone=True)}
+        type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - as the lessons write it
 
     class Project(Base):
         __tablename__ = "projects"
@@ -80,23 +84,22 @@ def make_tracker_app(db_url: str, variant: str = "correct", tickets: int = 23) -
         if variant not in ("python_check_only", "no_version_check"):
             __mapper_args__ = {"version_id_col": version}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        engine = create_async_engine(db_url)
-        app.state.engine = engine
-        app.state.sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
-        async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.run_sync(Base.metadata.create_all)
-            await conn.execute(Project.__table__.insert().values(id=1, name="core"))
-            await conn.execute(Ticket.__table__.insert(), [
-                {"project_id": 1, "title": f"t{i}", "version": 1,
-                 "deleted_at": datetime.now(UTC) if i == DELETED_ID else None}
-                for i in range(1, tickets + 1)])
-        yield
-        await engine.dispose()
+    async def open_tickets(conn):
+        await conn.execute(Project.__table__.insert().values(id=1, name="core"))
+        await conn.execute(
+            Ticket.__table__.insert(),
+            [
+                {
+                    "project_id": 1,
+                    "title": f"t{i}",
+                    "version": 1,
+                    "deleted_at": datetime.now(UTC) if i == DELETED_ID else None,
+                }
+                for i in range(1, tickets + 1)
+            ],
+        )
 
-    app = FastAPI(lifespan=lifespan)
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, fresh=True, seed=open_tickets)))
 
     def live(stmt):
         return stmt if variant == "shows_deleted" else stmt.where(Ticket.deleted_at.is_(None))

@@ -1,8 +1,9 @@
 import pytest
 
-from autograder.checks import Call, Probe
+from autograder.checks import Call
 from autograder.checks.concurrency import random_transfers, run_transfer_storm, takes_row_lock, transfer_storm
 from tests.apps.bank import make_bank_app
+from tests.checks.expect import rejected
 
 BALANCES = ("50.00", "30.00", "20.00", "10.00")
 STORM = random_transfers(200, [1, 2, 3, 4], ["0.10", "0.25", "1.00", "5.00", "7.35", "20.00"], seed=7)
@@ -13,11 +14,8 @@ DOWNHILL = Call.post("/transfers", json={"from_id": 3, "to_id": 1, "amount": "1.
 
 
 @pytest.fixture
-def bank(fresh_database):
-    def make(variant: str) -> Probe:
-        return Probe(make_bank_app(fresh_database("bank"), variant=variant, balances=BALANCES))
-
-    return make
+def bank(probes):
+    return probes(make_bank_app, "bank", balances=BALANCES)
 
 
 @pytest.mark.parametrize("variant", ["for_update", "atomic"])
@@ -35,7 +33,9 @@ async def test_takes_row_lock_passes_a_locked_and_an_atomic_transfer(bank, varia
     assert ex.status == 200
     v = takes_row_lock(ex)
     assert v, str(v)
-    assert ("FOR UPDATE before the first UPDATE" if variant == "for_update" else "computing balance in the database") in v.actual
+    assert (
+        "FOR UPDATE before the first UPDATE" if variant == "for_update" else "computing balance in the database"
+    ) in v.actual
 
 
 async def test_transfer_storm_rejects_read_modify_write(bank):
@@ -59,13 +59,29 @@ async def test_the_race_is_real_and_measurable(bank):
     assert result.drift[1] > 0 and all(result.drift[k] <= 0 for k in (2, 3, 4))
 
 
-async def test_takes_row_lock_rejects_read_modify_write(bank):
-    async with bank("read_modify_write") as probe:
+@pytest.mark.parametrize(
+    ("variant", "actual", "hint", "shows"),
+    [
+        pytest.param(
+            "read_modify_write",
+            "value computed in Python, from a plain SELECT that took no lock",
+            ["with_for_update()", "lost update"],
+            ["UPDATE accounts SET balance=$1::NUMERIC(12, 2)"],
+            id="read-modify-write",
+        ),
+        pytest.param(
+            "unordered_lock",
+            "locked one statement at a time in the order [3, 1]",
+            ["40P01", "sorted by id"],
+            [],
+            id="locks taken source first",
+        ),
+    ],
+)
+async def test_takes_row_lock_rejects(bank, variant, actual, hint, shows):
+    async with bank(variant) as probe:
         v = takes_row_lock(await probe.request(DOWNHILL))
-    assert not v
-    assert "value computed in Python, from a plain SELECT that took no lock" in v.actual
-    assert "with_for_update()" in v.hint and "lost update" in v.hint
-    assert "UPDATE accounts SET balance=$1::NUMERIC(12, 2)" in str(v)
+    rejected(v, actual=[actual], hint=hint, shows=shows)
 
 
 async def test_transfer_storm_rejects_float_money(bank):
@@ -75,14 +91,6 @@ async def test_transfer_storm_rejects_float_money(bank):
     assert "accounts.balance is stored as double precision" in v.actual
     assert "Numeric(12, 2)" in v.hint
     assert "E-" not in v.actual  # drift is printed in full, not in scientific notation
-
-
-async def test_takes_row_lock_rejects_locks_taken_source_first(bank):
-    async with bank("unordered_lock") as probe:
-        v = takes_row_lock(await probe.request(DOWNHILL))
-    assert not v
-    assert "locked one statement at a time in the order [3, 1]" in v.actual
-    assert "40P01" in v.hint and "sorted by id" in v.hint
 
 
 async def test_transfer_storm_rejects_locks_taken_source_first_and_stops_early(bank):

@@ -1,6 +1,6 @@
 import pytest
 
-from autograder.checks import Call, Probe, exact_queries, no_lazy_load
+from autograder.checks import Call, exact_queries, no_lazy_load
 from autograder.checks.content import matches_database
 from tests.apps.catalog import make_app
 
@@ -16,11 +16,8 @@ WARM = Call.get("/authors/recent-warm", params={"since": 2020})
 
 
 @pytest.fixture
-def catalog(fresh_database):
-    def make(variant: str = "correct", **kw) -> Probe:
-        return Probe(make_app(fresh_database("cat"), variant=variant, **kw))
-
-    return make
+def catalog(probes):
+    return probes(make_app, "cat")
 
 
 async def test_correct_catalog_passes_every_check(catalog):
@@ -40,7 +37,7 @@ async def test_correct_catalog_passes_every_check(catalog):
 async def test_n_plus_one_nested_listing_names_the_repeated_statement(catalog):
     async with catalog("n_plus_one") as probe:
         ex = await probe.request(LIST)
-        assert (await matches_database(probe, ex, NESTED_SQL, 5, nested=("books", "reviews")))
+        assert await matches_database(probe, ex, NESTED_SQL, 5, nested=("books", "reviews"))
     v = exact_queries(ex, 3)
     assert not v and "Got:      21 statements" in str(v)  # 1 + 5 + 15
     assert "N+1: this statement ran 15 times: SELECT reviews." in v.hint

@@ -2,9 +2,14 @@ import pytest
 
 from autograder.checks import Call, Probe
 from autograder.checks.errors import (
-    collide, maps_integrity_error, not_retried, retried_until_success, retries_bounded,
+    collide,
+    maps_integrity_error,
+    not_retried,
+    retried_until_success,
+    retries_bounded,
 )
 from tests.apps.errors import make_errors_app
+from tests.checks.expect import rejected
 
 TABLES = ["users", "audit_log"]
 FIRST = Call.post("/users", json={"email": "a@x", "username": "a", "team_id": 1})
@@ -17,11 +22,8 @@ VALUE = "SELECT value FROM counters WHERE name = 'c'"
 
 
 @pytest.fixture
-def app_for(fresh_database):
-    def make(variant: str) -> Probe:
-        return Probe(make_errors_app(fresh_database("err"), variant=variant))
-
-    return make
+def app_for(probes):
+    return probes(make_errors_app, "err")
 
 
 async def test_maps_integrity_error_passes_the_correct_app(app_for):
@@ -72,30 +74,33 @@ async def test_not_retried_passes_the_correct_app_and_rejects_retrying_everythin
 @pytest.mark.parametrize("conflicts", [1, 2])
 async def test_retried_until_success_passes_the_correct_app(app_for, conflicts):
     async with app_for("correct") as probe:
-        v = await retried_until_success(probe, BUMP, conflict_sql=CONFLICT, state_sql=VALUE,
-                                        expected=lambda n: 100 * n + 1, conflicts=conflicts)
+        v = await retried_until_success(
+            probe, BUMP, conflict_sql=CONFLICT, state_sql=VALUE, expected=lambda n: 100 * n + 1, conflicts=conflicts
+        )
     assert v, str(v)
     assert f"blocked {conflicts} time(s)" in v.actual and f"final value {100 * conflicts + 1}" in v.actual
     assert v.actual.count("ROLLBACK") == conflicts
 
 
-async def test_retried_until_success_rejects_a_retry_around_one_statement(app_for):
-    async with app_for("single_statement") as probe:
-        v = await retried_until_success(probe, BUMP, conflict_sql=CONFLICT, state_sql=VALUE,
-                                        expected=lambda n: 100 * n + 1)
-    assert not v
-    assert "-> 500" in v.actual and "final value 100" in v.actual
-    assert "NEW session" in v.hint and "whole unit of work" in v.hint
-    assert "UPDATE counters SET value" in str(v)
-
-
-async def test_retried_until_success_rejects_no_retry(app_for):
-    async with app_for("no_retry") as probe:
-        v = await retried_until_success(probe, BUMP, conflict_sql=CONFLICT, state_sql=VALUE,
-                                        expected=lambda n: 100 * n + 1)
-    assert not v
-    assert "-> 503" in v.actual and "transactions: BEGIN, ROLLBACK" in v.actual
-    assert "was not run again" in v.hint
+@pytest.mark.parametrize(
+    ("variant", "actual", "hint", "shows"),
+    [
+        pytest.param(
+            "single_statement",
+            ["-> 500", "final value 100"],
+            ["NEW session", "whole unit of work"],
+            ["UPDATE counters SET value"],
+            id="a retry around one statement",
+        ),
+        pytest.param("no_retry", ["-> 503", "transactions: BEGIN, ROLLBACK"], ["was not run again"], [], id="no retry"),
+    ],
+)
+async def test_retried_until_success_rejects(app_for, variant, actual, hint, shows):
+    async with app_for(variant) as probe:
+        v = await retried_until_success(
+            probe, BUMP, conflict_sql=CONFLICT, state_sql=VALUE, expected=lambda n: 100 * n + 1
+        )
+    rejected(v, actual=actual, hint=hint, shows=shows)
 
 
 async def test_retries_bounded_passes_the_correct_app(app_for):
@@ -105,19 +110,22 @@ async def test_retries_bounded_passes_the_correct_app(app_for):
     assert "-> 503" in v.actual and "after 4 attempt(s)" in v.actual
 
 
-async def test_retries_bounded_rejects_an_unbounded_retry(app_for):
-    async with app_for("unbounded") as probe:
+@pytest.mark.parametrize(
+    ("variant", "actual", "hint"),
+    [
+        pytest.param(
+            "unbounded",
+            ["after 9 attempt(s)", "-> 200"],
+            ["made 9 attempts and stopped only because the test stopped conflicting after 8", "bounded number"],
+            id="an unbounded retry",
+        ),
+        pytest.param("no_retry", ["after 1 attempt(s)"], ["at least once"], id="no retry"),
+    ],
+)
+async def test_retries_bounded_rejects(app_for, variant, actual, hint):
+    async with app_for(variant) as probe:
         v = await retries_bounded(probe, BUMP, conflict_sql=CONFLICT, max_attempts=5)
-    assert not v
-    assert "after 9 attempt(s)" in v.actual and "-> 200" in v.actual
-    assert "made 9 attempts and stopped only because the test stopped conflicting after 8" in v.hint and "bounded number" in v.hint
-
-
-async def test_retries_bounded_rejects_no_retry(app_for):
-    async with app_for("no_retry") as probe:
-        v = await retries_bounded(probe, BUMP, conflict_sql=CONFLICT, max_attempts=5)
-    assert not v
-    assert "after 1 attempt(s)" in v.actual and "at least once" in v.hint
+    rejected(v, actual=actual, hint=hint)
 
 
 async def test_collide_leaves_a_plain_read_unblocked(fresh_database):

@@ -27,7 +27,7 @@ def factory(db_url):
         made.append(create_app)
         return create_app
 
-    yield make
+    return make
 
 
 async def _dispose_leftovers(*apps):
@@ -38,6 +38,7 @@ async def _dispose_leftovers(*apps):
 
 
 # fails_at_startup ---------------------------------------------------------------
+
 
 async def test_a_startup_probe_naming_the_database_passes(factory, db_url):
     v = await fails_at_startup(factory("correct"), unreachable_url(db_url, password="pw"), ITEMS)
@@ -82,6 +83,7 @@ async def test_an_import_time_engine_ignores_the_url_and_starts(factory, db_url)
 
 # no_connections_after_shutdown ---------------------------------------------------
 
+
 async def test_disposing_at_shutdown_leaves_no_connection(factory, db_url):
     app = factory("correct")(db_url)
     v = await no_connections_after_shutdown(app, db_url, calls=[ITEMS, Call.post("/items", json={"name": "a"})])
@@ -109,6 +111,7 @@ async def test_an_app_that_cannot_start_is_reported(factory, db_url):
 
 
 # separate_engines -----------------------------------------------------------------
+
 
 async def test_two_apps_with_their_own_engines_pass(factory, db_url):
     v = await separate_engines(factory("correct"), db_url, ITEMS)

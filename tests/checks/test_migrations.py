@@ -4,6 +4,7 @@ import pytest
 
 from autograder.checks.migrations import MigrationRig, data_migrated, migration_roundtrip, schema_matches_models
 from tests.apps.migrations import EXPECTED, QUERY, SEED, Base, revisions, status_revisions
+from tests.checks.expect import rejected
 
 
 @pytest.fixture
@@ -20,6 +21,7 @@ def _roundtrip(db_url, revs):
 
 
 # the correct migration -----------------------------------------------------------
+
 
 async def test_the_correct_migration_passes_every_check(db_url):
     revs = revisions()
@@ -44,6 +46,7 @@ async def test_the_rig_leaves_no_schema_behind(db_url):
     from sqlalchemy.engine import make_url
 
     from autograder.db.admin import asyncpg_params
+
     conn = await asyncpg.connect(**asyncpg_params(make_url(db_url)))
     try:
         assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'chk_rig'") == 0
@@ -58,26 +61,37 @@ async def test_dropping_the_column_also_drops_its_check_so_that_downgrade_is_fin
 
 # schema_matches_models -------------------------------------------------------------
 
-async def test_a_missing_not_null_is_named(db_url):
-    v = await schema_matches_models(db_url, revisions("no_not_null"), Base.metadata, schema="chk_models")
-    assert not v
-    assert "column orders.total_cents: the models say NOT NULL, the database has NULL allowed" in v.actual
-    assert "nullable=False" in v.hint
-    assert any("ALTER TABLE orders ADD COLUMN total_cents" in s for s in v.sql)
 
-
-async def test_a_missing_check_constraint_is_caught_although_compare_metadata_cannot(db_url):
-    v = await schema_matches_models(db_url, revisions("no_check"), Base.metadata, schema="chk_models")
-    assert not v
-    assert "CHECK constraint ck_orders_total_cents_nonnegative (total_cents >= 0)" in v.actual
-    assert "create_check_constraint" in v.hint
-
-
-async def test_a_server_default_left_in_place_is_named(db_url):
-    v = await schema_matches_models(db_url, revisions("server_default"), Base.metadata, schema="chk_models")
-    assert not v
-    assert "column orders.total_cents: the models say no default, the database has DEFAULT" in v.actual
-    assert "server_default=None" in v.hint
+@pytest.mark.parametrize(
+    ("upgrade", "actual", "hint", "sql"),
+    [
+        pytest.param(
+            "no_not_null",
+            "column orders.total_cents: the models say NOT NULL, the database has NULL allowed",
+            "nullable=False",
+            ["ALTER TABLE orders ADD COLUMN total_cents"],
+            id="a missing NOT NULL",
+        ),
+        # caught although compare_metadata cannot see it
+        pytest.param(
+            "no_check",
+            "CHECK constraint ck_orders_total_cents_nonnegative (total_cents >= 0)",
+            "create_check_constraint",
+            [],
+            id="a missing CHECK constraint",
+        ),
+        pytest.param(
+            "server_default",
+            "column orders.total_cents: the models say no default, the database has DEFAULT",
+            "server_default=None",
+            [],
+            id="a server default left in place",
+        ),
+    ],
+)
+async def test_schema_matches_models_names(db_url, upgrade, actual, hint, sql):
+    v = await schema_matches_models(db_url, revisions(upgrade), Base.metadata, schema="chk_models")
+    rejected(v, actual=[actual], hint=[hint], sql=sql)
 
 
 async def test_an_upgrade_that_raises_is_reported_with_its_error(db_url):
@@ -93,19 +107,25 @@ async def test_an_upgrade_that_raises_is_reported_with_its_error(db_url):
 
 # data_migrated ------------------------------------------------------------------------
 
-async def test_a_backfill_that_leaves_nulls_is_rejected(db_url):
-    v = await _data(db_url, revisions("leaves_nulls"))
-    assert not v
-    assert "expected (3, 0), got (3, None)" in v.actual
-    assert "never filled" in v.hint
-    assert any("WHERE total > 0" in s for s in v.sql)
 
-
-async def test_a_truncating_backfill_is_rejected(db_url):
-    v = await _data(db_url, revisions("truncates"))
-    assert not v
-    assert "expected (1, 1250), got (1, 1300)" in v.actual
-    assert "rounding and casts" in v.hint
+@pytest.mark.parametrize(
+    ("upgrade", "actual", "hint", "sql"),
+    [
+        pytest.param(
+            "leaves_nulls",
+            "expected (3, 0), got (3, None)",
+            "never filled",
+            ["WHERE total > 0"],
+            id="a backfill that leaves NULLs",
+        ),
+        pytest.param(
+            "truncates", "expected (1, 1250), got (1, 1300)", "rounding and casts", [], id="a truncating backfill"
+        ),
+    ],
+)
+async def test_data_migrated_rejects(db_url, upgrade, actual, hint, sql):
+    v = await _data(db_url, revisions(upgrade))
+    rejected(v, actual=[actual], hint=[hint], sql=sql)
 
 
 async def test_a_one_step_not_null_column_fails_on_real_rows(db_url):
@@ -127,33 +147,45 @@ async def test_a_constant_default_instead_of_a_backfill_is_rejected(db_url):
 
 # migration_roundtrip ---------------------------------------------------------------------
 
-async def test_a_downgrade_that_forgets_a_column_is_rejected(db_url):
-    v = await _roundtrip(db_url, revisions(downgrade="forgets_column"))
-    assert not v
-    assert "column orders.total_cents (INTEGER NOT NULL) is left over" in v.actual
-    assert "check constraint orders.ck_orders_total_cents_nonnegative" in v.actual
-    assert "undo every operation" in v.hint
 
-
-async def test_a_downgrade_that_does_nothing_is_rejected(db_url):
-    v = await _roundtrip(db_url, revisions(downgrade="irreversible"))
-    assert not v
-    assert "column orders.total (NUMERIC(10, 2) NOT NULL) existed before the upgrade and is missing" in v.actual
-    assert "column orders.total_cents (INTEGER NOT NULL) is left over" in v.actual
-
-
-async def test_a_downgrade_that_loses_the_amounts_is_rejected(db_url):
-    v = await _roundtrip(db_url, revisions(downgrade="loses_amounts"))
-    assert not v
-    assert "orders row id=1: total was Decimal('12.50'), after the downgrade Decimal('0.00')" in v.actual
-    assert "values back" in v.hint
-
-
-async def test_an_upgrade_failing_on_rows_is_reported_by_the_roundtrip(db_url):
-    v = await _roundtrip(db_url, revisions("one_step"))
-    assert not v
-    assert "failed on a schema holding rows" in v.actual
-    assert "nullable, fill it, then set NOT NULL" in v.hint
+@pytest.mark.parametrize(
+    ("revs", "actual", "hint"),
+    [
+        pytest.param(
+            {"downgrade": "forgets_column"},
+            [
+                "column orders.total_cents (INTEGER NOT NULL) is left over",
+                "check constraint orders.ck_orders_total_cents_nonnegative",
+            ],
+            ["undo every operation"],
+            id="a downgrade that forgets a column",
+        ),
+        pytest.param(
+            {"downgrade": "irreversible"},
+            [
+                "column orders.total (NUMERIC(10, 2) NOT NULL) existed before the upgrade and is missing",
+                "column orders.total_cents (INTEGER NOT NULL) is left over",
+            ],
+            [],
+            id="a downgrade that does nothing",
+        ),
+        pytest.param(
+            {"downgrade": "loses_amounts"},
+            ["orders row id=1: total was Decimal('12.50'), after the downgrade Decimal('0.00')"],
+            ["values back"],
+            id="a downgrade that loses the amounts",
+        ),
+        pytest.param(
+            {"upgrade": "one_step"},
+            ["failed on a schema holding rows"],
+            ["nullable, fill it, then set NOT NULL"],
+            id="an upgrade failing on rows",
+        ),
+    ],
+)
+async def test_migration_roundtrip_rejects(db_url, revs, actual, hint):
+    v = await _roundtrip(db_url, revisions(**revs))
+    rejected(v, actual=actual, hint=hint)
 
 
 async def test_an_enum_type_left_behind_is_rejected_and_dropping_it_passes(db_url):

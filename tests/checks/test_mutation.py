@@ -20,8 +20,7 @@ def suite(tmp_path, fresh_database):
 
     async def run(source, mutants=MUTANTS):
         folder = write_suite(tmp_path / "suite", source)
-        return await suite_kills_mutants(folder, mutants, plugin=PLUGIN, hints=HINTS, env=env,
-                                         variants=VARIANTS)
+        return await suite_kills_mutants(folder, mutants, plugin=PLUGIN, hints=HINTS, env=env, variants=VARIANTS)
 
     return run
 
@@ -226,8 +225,9 @@ async def test_an_honest_weak_suite_loses_exactly_what_it_misses(tmp_path, fresh
     assert [m for m in MUTANTS if not run.failing(m)] == ["leak"], run.table()
     graded = {("wrong_status",): True, ("no_rollback", "no_commit"): True, ("n_plus_one",): True, ("leak",): False}
     for mutants, earned in graded.items():  # the lesson's four graded cells, from the cached run
-        verdict = await suite_kills_mutants(folder, {m: MUTANTS[m] for m in mutants}, plugin=PLUGIN,
-                                            hints=HINTS, env=env, variants=VARIANTS)
+        verdict = await suite_kills_mutants(
+            folder, {m: MUTANTS[m] for m in mutants}, plugin=PLUGIN, hints=HINTS, env=env, variants=VARIANTS
+        )
         assert verdict.passed is earned, str(verdict)
     assert "leak survived" in verdict.actual and "checkedout() == 0" in verdict.hint
 

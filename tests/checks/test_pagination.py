@@ -1,6 +1,6 @@
 import pytest
 
-from autograder.checks import Call, Probe
+from autograder.checks import Call
 from autograder.checks.pagination import keyset_pages_stable
 from tests.apps.tracker import DELETED_ID, make_tracker_app
 
@@ -8,16 +8,14 @@ INSERT = Call.post("/tickets", json={"title": "inserted meanwhile"})
 
 
 @pytest.fixture
-def tracker(fresh_database):
-    def make(variant: str) -> Probe:
-        return Probe(make_tracker_app(fresh_database("trk"), variant=variant))
-
-    return make
+def tracker(probes):
+    return probes(make_tracker_app, "trk")
 
 
 async def walk(probe, **kw):
-    return await keyset_pages_stable(probe, "/tickets", table="tickets", where="deleted_at IS NULL",
-                                     limit=5, insert=INSERT, **kw)
+    return await keyset_pages_stable(
+        probe, "/tickets", table="tickets", where="deleted_at IS NULL", limit=5, insert=INSERT, **kw
+    )
 
 
 async def test_keyset_listing_passes(tracker):

@@ -2,10 +2,15 @@ import pytest
 
 from autograder.checks import Call, Probe
 from autograder.checks.savepoints import (
-    expected_item_trace, nothing_kept, rows_exactly, savepoint_per_item, top_level_outcomes,
+    expected_item_trace,
+    nothing_kept,
+    rows_exactly,
+    savepoint_per_item,
+    top_level_outcomes,
 )
 from autograder.demos.savepoints import uncommitted_insert
 from tests.apps.imports import make_app
+from tests.checks.expect import rejected
 
 
 def item(sku, name="thing", price=100):
@@ -100,14 +105,26 @@ async def test_savepoint_per_item_rejects_commit_per_item(app_for):
     assert "INSERT INTO products" in str(v)  # the SQL that ran is shown
 
 
-async def test_nothing_kept_rejects_commit_per_item_when_the_batch_fails(app_for):
-    async with app_for("commit_per_item") as probe:
+@pytest.mark.parametrize(
+    ("variant", "actual", "hint"),
+    [
+        pytest.param(
+            "commit_per_item",
+            ["-> 409", "products 4 rows (was 3)"],
+            ["never per item"],
+            id="commit per item when the batch fails",
+        ),
+        pytest.param(
+            "audit_swallowed", ["-> 201", "import_runs 1 row (was 1)", "COMMIT"], [], id="a swallowed audit failure"
+        ),
+    ],
+)
+async def test_nothing_kept_rejects_a_label_used_twice(app_for, variant, actual, hint):
+    async with app_for(variant) as probe:
         await probe.request(IMPORT)
         again = Call.post("/imports", json={"label": "first", "items": [item("D")]})
         v = await nothing_kept(probe, again, tables=["products", "import_runs"])
-    assert not v
-    assert "-> 409" in v.actual and "products 4 rows (was 3)" in v.actual
-    assert "never per item" in v.hint
+    rejected(v, actual=actual, hint=hint)
 
 
 async def test_nothing_kept_rejects_except_pass_swallowing_a_lock_timeout(app_for):
@@ -123,16 +140,6 @@ async def test_nothing_kept_rejects_except_pass_swallowing_a_lock_timeout(app_fo
     assert "-> 201" in v.actual and "products 5 rows (was 3)" in v.actual
     assert "the failure was swallowed" in v.hint and "SQLSTATE class 22" in v.hint
     assert "(the database is busy)" in v.expected
-
-
-async def test_nothing_kept_rejects_a_swallowed_audit_failure(app_for):
-    async with app_for("audit_swallowed") as probe:
-        await probe.request(IMPORT)
-        again = Call.post("/imports", json={"label": "first", "items": [item("D")]})
-        v = await nothing_kept(probe, again, tables=["products", "import_runs"])
-    assert not v
-    assert "-> 201" in v.actual and "import_runs 1 row (was 1)" in v.actual
-    assert "COMMIT" in v.actual
 
 
 async def test_savepoint_per_item_names_misplaced_rollbacks(app_for):

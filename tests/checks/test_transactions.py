@@ -3,8 +3,7 @@ from autograder.checks import Call, committed_once, rolled_back, savepoint_trace
 BAD_USER = Call.post("/users", json={"email": "bad@x", "fail": True})
 GOOD_USER = Call.post("/users", json={"email": "ok@x"})
 BULK = Call.post("/authors/bulk", json=["ok1", "", "ok2"])
-EXPECTED_SAVEPOINTS = ["BEGIN", "SAVEPOINT", "RELEASE", "SAVEPOINT", "ROLLBACK TO",
-                       "SAVEPOINT", "RELEASE", "COMMIT"]
+EXPECTED_SAVEPOINTS = ["BEGIN", "SAVEPOINT", "RELEASE", "SAVEPOINT", "ROLLBACK TO", "SAVEPOINT", "RELEASE", "COMMIT"]
 
 
 async def test_rolled_back_passes_a_get_db_that_just_closes_the_session(probe_for):

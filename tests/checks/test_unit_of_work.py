@@ -1,6 +1,6 @@
 import pytest
 
-from autograder.checks import Call, Probe, rolled_back
+from autograder.checks import Call, rolled_back
 from autograder.checks.unit_of_work import session_from_dependency, single_transaction
 from tests.apps.repositories import make_app
 
@@ -9,11 +9,8 @@ BAD = Call.post("/orders", json={"email": "bob@x", "item": "mug", "quantity": 0}
 
 
 @pytest.fixture
-def shop(fresh_database):
-    def make(variant: str = "correct") -> Probe:
-        return Probe(make_app(fresh_database("uow"), variant=variant))
-
-    return make
+def shop(probes):
+    return probes(make_app, "uow")
 
 
 async def test_single_transaction_passes_two_repositories_sharing_get_db(shop):
@@ -41,7 +38,7 @@ async def test_single_transaction_rejects_two_sessions_in_one_request(shop, vari
     assert "connection 1: BEGIN, COMMIT; connection 2: BEGIN, COMMIT" in v.actual
     assert "INSERT INTO orders" in text
     assert "2 different sessions worked in this one request" in v.hint
-    assert "Depends(get_db, scope=\"function\")" in v.hint and "use_cache=False" in v.hint
+    assert 'Depends(get_db, scope="function")' in v.hint and "use_cache=False" in v.hint
 
 
 async def test_single_transaction_rejects_a_repository_that_commits(shop):
@@ -72,7 +69,7 @@ async def test_single_transaction_rejects_a_get_db_that_never_commits(shop):
 
 
 def test_single_transaction_refuses_an_unknown_end():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="end must be 'COMMIT' or 'ROLLBACK'"):
         single_transaction(None, end="SAVEPOINT")
 
 
@@ -120,7 +117,7 @@ async def test_session_from_dependency_rejects_get_db_running_twice(shop, varian
         v = await session_from_dependency(probe, GOOD, probe.app.state.get_db)
     assert not v
     assert "get_db ran 2 time(s)" in v.actual
-    assert "ran 2 times in one request" in v.hint and "`scope=\"function\"` in one place" in v.hint
+    assert "ran 2 times in one request" in v.hint and '`scope="function"` in one place' in v.hint
 
 
 async def test_session_from_dependency_passes_a_commit_in_the_repository(shop):

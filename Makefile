@@ -2,10 +2,11 @@
 #
 #   make lab [PORT=8899]       learner JupyterLab on notebooks/ (+ bundled PostgreSQL)
 #   make instructor [PORT=..]  JupyterLab on the course root with nbgrader's formgrader
-#   make test                  pytest --nbval at the root (tests + every notebook)
+#   make test                  make lint, then pytest --nbval at the root (tests + every notebook)
+#   make lint                  ruff check, ruff format --check and mypy (settings in pyproject.toml)
 #   make stop                  stop the bundled PostgreSQL
 #   make clean-db              stop it and delete its data (rebuilt on next use)
-#   make release               build the learner release (autograder.release)
+#   make release               build the learner release (autograder release)
 #
 # The venv is created on first use and re-installed when pyproject.toml changes.
 
@@ -18,13 +19,14 @@ LAB_ARGS ?=
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist); each notebook file stays in one process.
 TEST_WORKERS ?= 2
-# Debian packages some tests use (docker-compose config validation, a headless browser).
-SYSTEM_TEST_TOOLS := docker-compose chromium
+# Debian packages some tests use (docker-compose config validation, a headless browser,
+# a real PgBouncer for lesson 07).
+SYSTEM_TEST_TOOLS := docker-compose chromium pgbouncer
 
-.PHONY: help install lab instructor test system-test-tools release stop clean-db
+.PHONY: help install lab instructor lint test system-test-tools release stop clean-db
 
 help:
-	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,15 +57,26 @@ system-test-tools:
 		echo "note:$$missing not installed (installing needs root and apt-get); the tests that need them will be skipped"; \
 	fi
 
-# pytest's own exit code is kept: make reports it, and if PYTEST_EXIT_FILE is set
-# it is also written there (.ci/run exits with it).
-test: $(STAMP) system-test-tools
+# All three run even when one fails, so one pass shows every finding. `ruff format PATH`
+# applies the formatting; `ruff check --fix PATH` the safe fixes.
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check || status=1; \
+	$(BIN)/ruff format --check || status=1; \
+	$(BIN)/mypy || status=1; \
+	if [ $$status -ne 0 ]; then echo "make lint: failed (findings above)"; fi; \
+	exit $$status
+
+# Lint runs first: a finding stops make before pytest, so make fails and .ci/run exits
+# with make's code (PYTEST_EXIT_FILE stays empty). Otherwise pytest's own exit code is kept:
+# make reports it, and if PYTEST_EXIT_FILE is set it is also written there (.ci/run exits with it).
+test: lint $(STAMP) system-test-tools
 	@$(BIN)/pytest --nbval -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); code=$$?; \
 	if [ -n "$(PYTEST_EXIT_FILE)" ]; then echo $$code > "$(PYTEST_EXIT_FILE)"; fi; \
 	exit $$code
 
 release: $(STAMP)
-	$(BIN)/python -m autograder.release
+	$(BIN)/autograder release
 
 stop:
 	@if [ -x $(BIN)/autograder ]; then $(BIN)/autograder db stop; else echo "no venv yet: nothing to stop"; fi

@@ -1,6 +1,7 @@
 # nbgrader's course layout mapped onto this repository (see autograder/course/layout.py):
 # lessons are written in solutions/<lesson>/<lesson>.ipynb and released to notebooks/<lesson>/.
 import os
+from typing import TYPE_CHECKING, Any
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.converters import Autograde, GenerateAssignment
@@ -15,7 +16,12 @@ from autograder.course.preprocessors import (
     with_pasted_answers_kept,
 )
 
-c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+if TYPE_CHECKING:
+    # Not defined here: nbgrader (traitlets' config loader) provides it when it loads this file.
+    def get_config() -> Any: ...
+
+
+c = get_config()
 
 c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = COURSE_ID
@@ -40,9 +46,11 @@ c.HTMLExporter.preprocessors = [SanitizeOutputs]
 # a copy-pasted answer cell is graded (not "KeyError: 'grade_id'"), and the stored
 # autograded notebook carries no active content.
 c.Autograde.sanitize_preprocessors = with_pasted_answers_kept(
-    Autograde.class_traits()["sanitize_preprocessors"].default())
+    Autograde.class_traits()["sanitize_preprocessors"].default()
+)
 c.Autograde.autograde_preprocessors = with_outputs_sanitised(
-    Autograde.class_traits()["autograde_preprocessors"].default())
+    Autograde.class_traits()["autograde_preprocessors"].default()
+)
 
 # A test cell deleted from a submission comes back (and runs) instead of going ungraded.
 c.OverwriteCells.add_missing_cells = True

@@ -62,6 +62,4 @@ def setup(lesson_id: str) -> LessonDatabase:
     admin_url = server_url(hold=True)
     name = database_name(lesson_id)
     lesson_url = admin.recreate_database(admin_url, name)
-    return LessonDatabase(
-        lesson_id=lesson_id, name=name, url=urls.render(lesson_url), admin_url=urls.render(admin_url)
-    )
+    return LessonDatabase(lesson_id=lesson_id, name=name, url=urls.render(lesson_url), admin_url=urls.render(admin_url))

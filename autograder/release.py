@@ -1,7 +1,9 @@
 """Generate the learner release `notebooks/` from `solutions/` with nbgrader.
 
-    python -m autograder.release           # regenerate notebooks/ (make release)
-    python -m autograder.release --check   # exit 1 and name the lessons that drifted
+    autograder release           # regenerate notebooks/ (make release)
+    autograder release --check   # exit 1 and name the lessons that drifted
+
+(the command is autograder/commands/release.py; this module is its function API).
 
 The release is built in a scratch course folder with its own gradebook and then
 copied over, so a failed build never leaves a half-written notebooks/ and the
@@ -10,7 +12,6 @@ check compares exactly what `make release` would write.
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import shutil
 import sys
@@ -19,14 +20,17 @@ from pathlib import Path
 
 from autograder.course.api import checked, course_api
 from autograder.course.layout import RELEASE_DIR, SOURCE_DIR, lessons
-from autograder.db.url import project_root
+from autograder.paths import project_root
 
 
 def build(dest_root: Path, source_root: Path | None = None, only: list[str] | None = None) -> Path:
     """Build the release of every lesson under `dest_root/notebooks`; return that folder."""
     source_root = source_root or project_root()
-    shutil.copytree(source_root / SOURCE_DIR, dest_root / SOURCE_DIR,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    shutil.copytree(
+        source_root / SOURCE_DIR,
+        dest_root / SOURCE_DIR,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
     api = course_api(root=dest_root, db_url=f"sqlite:///{dest_root / 'gradebook.db'}")
     for lesson in only or lessons(source_root):
         checked(api.generate_assignment(lesson, force=True, create=True), f"generate_assignment {lesson}")
@@ -52,7 +56,14 @@ def differences(fresh: Path, committed: Path) -> list[str]:
     return sorted(problems)
 
 
-def release(root: Path | None = None) -> list[str]:
+def check(root: Path | None = None) -> list[str]:
+    """What differs between root/notebooks and a fresh release of root/solutions (nothing: up to date)."""
+    root = root or project_root()
+    with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
+        return differences(build(Path(tmp), source_root=root), root / RELEASE_DIR)
+
+
+def release_course(root: Path | None = None) -> list[str]:
     """Regenerate root/notebooks from root/solutions; return the lessons written."""
     root = root or project_root()
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
@@ -66,25 +77,7 @@ def release(root: Path | None = None) -> list[str]:
         return sorted(p.name for p in target.iterdir() if p.is_dir())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.release", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare notebooks/ with a fresh release; change nothing")
-    args = parser.parse_args(argv)
-    root = project_root()
-    if args.check:
-        with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
-            problems = differences(build(Path(tmp)), root / RELEASE_DIR)
-        if problems:
-            print(f"{RELEASE_DIR}/ is out of date with {SOURCE_DIR}/; run `make release`:", file=sys.stderr)
-            for p in problems:
-                print(f"  {p}", file=sys.stderr)
-            return 1
-        print(f"{RELEASE_DIR}/ matches a fresh release of {SOURCE_DIR}/.")
-        return 0
-    written = release(root)
-    print(f"Released {len(written)} lesson(s) to {RELEASE_DIR}/: {', '.join(written)}")
-    return 0
+if __name__ == "__main__":  # the old spelling, `python -m autograder.release [--check]`
+    from autograder import cli
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.main(["release", *sys.argv[1:]]))

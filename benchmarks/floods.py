@@ -4,12 +4,13 @@
     .venv/bin/python benchmarks/floods.py [--good N] [-j WORKERS] [--cases a,b,...]
 
 Grades, in one process, first N correct lesson-00 submissions alone (the baseline), then the
-same N beside the hostile flood cases of the corpus (output, errors, memory, disk, connections,
-temp files, server memory, busy backends, a lifted statement timeout). While each run grades,
-a sampler reads every 0.1 s: the grader's own RSS, the grading cluster's folder size, and the
-summed RSS of the cluster's backends. Prints the peaks of both runs, the good submissions'
-scores (they must keep full marks), and as the last line how much slower a correct submission's
-execution is beside the floods than alone (medians, same machine, same run).
+same N beside hostile flood cases (benchmarks/submissions.py, copies of the corpus cases of the
+same names: output, errors, memory, disk, connections, temp files, server memory, busy backends,
+a lifted statement timeout). While each run grades, a sampler reads every 0.1 s: the grader's
+own RSS, the grading cluster's folder size, and the summed RSS of the cluster's backends. Prints
+the peaks of both runs, the good submissions' scores (they must keep full marks), and as the last
+line how much slower a correct submission's execution is beside the floods than alone (medians,
+same machine, same run).
 """
 
 from __future__ import annotations
@@ -21,15 +22,24 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # the corpus cases (tests/grading)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/submissions.py (as when run as a script)
 
-FLOODS = ("huge_output", "error_output_flood", "memory_hog", "disk_fill", "fill_the_folder", "connection_flood",
-          "db_temp_file_flood", "db_work_mem_hog", "db_busy_backends", "db_connections_held",
-          "db_statement_timeout_lifted")
+FLOODS = (
+    "huge_output",
+    "error_output_flood",
+    "memory_hog",
+    "disk_fill",
+    "fill_the_folder",
+    "connection_flood",
+    "db_temp_file_flood",
+    "db_work_mem_hog",
+    "db_busy_backends",
+    "db_connections_held",
+    "db_statement_timeout_lifted",
+)  # the cases of benchmarks/submissions.py FLOODS
 MiB = 1024**2
 
 
@@ -88,10 +98,11 @@ class Sampler(threading.Thread):
         self.peak[what] = max(self.peak[what], value)
 
 
-def grade(root: Path, submissions: dict[str, object], workers: int, data_dir: Path):
+def grade(root: Path, submissions: Mapping[str, object], workers: int, data_dir: Path):
+    from submissions import write_submission
+
     from autograder.grading.executor import Deadlines
     from autograder.grading.run import GradeOptions, GradeRun
-    from tests.grading.corpus import write_submission
 
     for student, built in submissions.items():
         write_submission(root, student, built)
@@ -112,23 +123,24 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(FLOODS), help="corpus cases to flood with")
     args = parser.parse_args()
 
-    from autograder.grading.databases import grading_cluster
-    from tests.grading.test_corpus import CASES, _bases
+    from submissions import FLOOD_LESSON, lesson_notebooks
+    from submissions import FLOODS as BUILDERS
 
-    bases = _bases()
-    by_name = {case.name: case for case in CASES}
-    floods = {name: by_name[name].build(bases) for name in args.cases.split(",") if name}
+    from autograder.grading.databases import grading_cluster
+
+    bases = lesson_notebooks(FLOOD_LESSON)
+    floods = {name: BUILDERS[name](bases) for name in args.cases.split(",") if name}
     good = {f"good{i:02d}": bases["solution"] for i in range(args.good)}
     data_dir = grading_cluster().data_dir
     with tempfile.TemporaryDirectory(prefix="floods-") as tmp:
         base_report, base_seconds, base_peak = grade(Path(tmp) / "baseline", good, args.workers, data_dir)
-        flood_report, flood_seconds, flood_peak = grade(Path(tmp) / "flood", {**good, **floods}, args.workers,
-                                                        data_dir)
+        flood_report, flood_seconds, flood_peak = grade(Path(tmp) / "flood", {**good, **floods}, args.workers, data_dir)
     print(f"baseline: {args.good} correct submissions in {base_seconds:.1f} s")
     print(f"flood:    the same beside {len(floods)} flood cases in {flood_seconds:.1f} s")
     for what in base_peak:
         print(f"  peak {what:15s} baseline {base_peak[what] / MiB:8.0f} MiB   flood {flood_peak[what] / MiB:8.0f} MiB")
-    print(f"  grader max RSS over the process's life: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  grader max RSS over the process's life: {max_rss:.0f} MiB")
     kept = [r for r in flood_report.results if r.student in good]
     full = sum(1 for r in kept if r.score == r.max_score)
     print(f"good submissions at full marks beside the floods: {full} of {len(kept)}")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,7 @@ def cli_env(state_dir: Path | None = None, **extra: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*AUTOGRADER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO
-    )
+    return subprocess.run([*AUTOGRADER, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -149,7 +148,7 @@ def pg_template() -> Path:
 
 
 @pytest.fixture
-def course_state(pg_template) -> Path:
+def course_state(pg_template) -> Iterator[Path]:
     """A COURSE_DATA_DIR of this test's own holding a ready cluster; its server is stopped after."""
     root = _private_tmp("course-test-")
     state = root / "state"
@@ -197,11 +196,13 @@ class JupyterServer:
         self.port = port
         self.log_path = work / f"{command}.log"
         self.runtime_dir = work / "jupyter-runtime"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - the server writes to it until stop() closes it
         self.proc = subprocess.Popen(
             [*AUTOGRADER, command, "--no-browser", "--port", str(port), *args],
             env=cli_env(state, JUPYTER_TOKEN=TOKEN, JUPYTER_RUNTIME_DIR=str(self.runtime_dir), **env),
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         self.jupyter: int | None = None
 
@@ -211,6 +212,7 @@ class JupyterServer:
 
     def wait_ready(self, timeout: float = 60) -> int:
         """Wait for /api/status; return (and remember) the JupyterLab pid."""
+
         def ready():
             assert self.proc.poll() is None, self.output()
             return http(self.port, "/api/status")[0] == 200

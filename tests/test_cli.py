@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from autograder import cli, lesson
 from autograder.errors import SetupError
-from tests.cli_support import (  # noqa: F401  (fixtures)
+from tests.cli_support import (  # noqa: F401 - pytest fixtures, used as test parameters
     assert_one_sentence_error,
     cli_env,
     course_state,
@@ -24,11 +27,14 @@ def test_help_lists_every_command(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("db", "lab", "instructor"):
+    for command in ("db", "lab", "instructor", "grade", "grade-one", "release"):
         assert command in out
 
 
-@pytest.mark.parametrize("command", [["db", "--help"], ["lab", "--help"], ["instructor", "--help"]])
+@pytest.mark.parametrize(
+    "command",
+    [["db", "--help"], ["lab", "--help"], ["instructor", "--help"], ["release", "--help"], ["-v", "grade", "--help"]],
+)
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(command)
@@ -52,7 +58,7 @@ def test_setup_error_is_one_line_and_exit_2(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(
-    "url, reason",
+    ("url", "reason"),
     [
         ("postgresql://course:secret@127.0.0.1:1/course", "nothing is listening there"),
         ("postgresql://course@/course?host=/nonexistent/socket/dir", "nothing is listening there"),
@@ -116,3 +122,40 @@ def test_lab_refuses_a_port_in_use_in_one_sentence(tmp_path):
     assert f"by pid {os.getpid()} (" in line  # it says who holds the port
     # The port is checked before anything is started.
     assert not (tmp_path / "state" / "pgdata").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "level"),
+    [
+        ([], logging.WARNING),
+        (["-v"], logging.INFO),
+        (["-vv"], logging.DEBUG),
+        (["-v", "--verbose", "-v"], logging.DEBUG),
+    ],
+)
+def test_verbose_flags_before_the_command_set_the_autograders_log_level(flags, level, monkeypatch, capsys):
+    from autograder import release
+
+    logger = logging.getLogger("autograder")
+    monkeypatch.setattr(logger, "level", logger.level)  # put back after the test
+    monkeypatch.setattr(release, "check", list)
+    assert cli.main([*flags, "release", "--check"]) == 0
+    assert logger.level == level
+    assert cli.command_argv([*flags, "grade", "-v"]) == ["grade", "-v"]  # a command's own flags stay
+
+
+def test_release_check_names_what_drifted_and_exits_1(monkeypatch, capsys):
+    from autograder import release
+
+    monkeypatch.setattr(release, "check", lambda: ["00_foundations/00_foundations.ipynb (differs)"])
+    assert cli.main(["release", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "notebooks/ is out of date with solutions/; run `make release`:" in err
+    assert "  00_foundations/00_foundations.ipynb (differs)" in err
+
+
+def test_the_old_release_module_spelling_runs_the_command():
+    out = subprocess.run(
+        [sys.executable, "-m", "autograder.release", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.startswith("usage: autograder release [-h] [--check]")

@@ -33,7 +33,10 @@ def compose_command() -> list[str]:
 def compose() -> dict:
     result = subprocess.run(
         [*compose_command(), "-f", str(REPO / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -58,8 +61,10 @@ def test_lab_service_runs_the_learner_lab_against_db(compose):
     command = lab["command"]
     assert command[:2] == ["autograder", "lab"] and "--no-browser" in command
     assert command[command.index("--ip") + 1] == "0.0.0.0" and command[command.index("--port") + 1] == "8888"
-    published = {(int(p["published"]), int(p["target"])) if isinstance(p, dict) else tuple(map(int, p.split(":")))
-                 for p in lab["ports"]}
+    published = {
+        (int(p["published"]), int(p["target"])) if isinstance(p, dict) else tuple(map(int, p.split(":")))
+        for p in lab["ports"]
+    }
     assert (8888, 8888) in published
 
 

@@ -22,7 +22,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,8 +29,10 @@ from sqlalchemy.engine import URL, make_url
 
 from autograder.db import admin
 from autograder.db import url as urls
+from autograder.db.embedded import EmbeddedPostgres
 from autograder.db.server import embedded
 from autograder.errors import SetupError
+from autograder.paths import project_root
 
 DEFAULT_PORT = 8888
 DEFAULT_IP = "127.0.0.1"
@@ -48,16 +49,19 @@ class View:
 
 
 def config_dir(view: str) -> Path:
-    return urls.project_root() / "jupyter" / view
+    return project_root() / "jupyter" / view
 
 
 def add_server_arguments(parser, *, default_port: int = DEFAULT_PORT) -> None:
     parser.add_argument(
-        "--port", type=int, default=default_port,
+        "--port",
+        type=int,
+        default=default_port,
         help=f"port for JupyterLab (default: {default_port}); a busy port is an error, never silently changed",
     )
     parser.add_argument(
-        "--ip", default=DEFAULT_IP,
+        "--ip",
+        default=DEFAULT_IP,
         help=f"address to listen on (default: {DEFAULT_IP}; use 0.0.0.0 in a container)",
     )
     parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
@@ -104,7 +108,10 @@ def port_holder(port: int) -> str | None:
 def check_port(ip: str, port: int, make_target: str) -> None:
     """Raise SetupError with one sentence if JupyterLab could not listen on ip:port."""
     if not 0 < port < 65536:
-        raise SetupError(f"Port {port} is not a valid TCP port; pick one between 1024 and 65535, e.g. `make {make_target} PORT=8899`.")
+        raise SetupError(
+            f"Port {port} is not a valid TCP port; pick one between 1024 and 65535, "
+            f"e.g. `make {make_target} PORT=8899`."
+        )
     host = "127.0.0.1" if ip in ("localhost", "") else ip
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -118,15 +125,20 @@ def check_port(ip: str, port: int, make_target: str) -> None:
                 by = f" by {holder}" if holder else " by another program"
                 raise SetupError(
                     f"Port {port} is already in use{by}; stop that program or start on another port: "
-                    f"`make {make_target} PORT=8899` (or `autograder {'lab' if make_target == 'lab' else make_target} --port 8899`)."
+                    f"`make {make_target} PORT=8899` "
+                    f"(or `autograder {'lab' if make_target == 'lab' else make_target} --port 8899`)."
                 ) from None
             if exc.errno == errno.EACCES:
                 raise SetupError(
                     f"Port {port} needs administrator rights; use a port above 1023: `make {make_target} PORT=8899`."
                 ) from None
             if exc.errno == errno.EADDRNOTAVAIL:
-                raise SetupError(f"Address {ip} is not an address of this machine; use --ip 127.0.0.1 (or 0.0.0.0 in a container).") from None
-            raise SetupError(f"Cannot listen on {ip}:{port} ({exc.strerror}); try another port: `make {make_target} PORT=8899`.") from None
+                raise SetupError(
+                    f"Address {ip} is not an address of this machine; use --ip 127.0.0.1 (or 0.0.0.0 in a container)."
+                ) from None
+            raise SetupError(
+                f"Cannot listen on {ip}:{port} ({exc.strerror}); try another port: `make {make_target} PORT=8899`."
+            ) from None
 
 
 # --------------------------------------------------------------------------- database
@@ -135,7 +147,7 @@ class HeldDatabase:
 
     def __init__(self) -> None:
         self.url: URL | None = None
-        self._server = None
+        self._server: EmbeddedPostgres | None = None
         self._holder_pid = os.getpid()
 
     def acquire(self) -> URL:
@@ -173,7 +185,9 @@ def note(message: str) -> None:
 # --------------------------------------------------------------------------- jupyter
 def jupyter_command(view: View, *, port: int, ip: str, no_browser: bool) -> list[str]:
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable,
+        "-m",
+        "jupyterlab",
         f"--ServerApp.root_dir={view.root_dir}",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
@@ -194,7 +208,9 @@ def jupyter_env(view: View, database_url: URL) -> dict[str, str]:
     ours = str(config_dir(view.name))
     # First entry wins over the venv's sys-prefix config (which enables every
     # nbgrader extension); the user's own JUPYTER_CONFIG_PATH entries come after.
-    env[ENV_CONFIG_PATH] = os.pathsep.join(p for p in [ours, *existing.split(os.pathsep)] if p and p != ours) if existing else ours
+    env[ENV_CONFIG_PATH] = (
+        os.pathsep.join(p for p in [ours, *existing.split(os.pathsep)] if p and p != ours) if existing else ours
+    )
     return env
 
 
@@ -222,7 +238,9 @@ def run(view: View, *, port: int, ip: str, no_browser: bool) -> int:
         try:
             view.root_dir.mkdir(parents=True)
         except OSError as exc:
-            raise SetupError(f"The folder {view.root_dir} does not exist and cannot be created ({exc.strerror}).") from None
+            raise SetupError(
+                f"The folder {view.root_dir} does not exist and cannot be created ({exc.strerror})."
+            ) from None
 
     received: list[int] = []
 

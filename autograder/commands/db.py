@@ -25,27 +25,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     start = actions.add_parser("start", help="start the bundled server (no-op if running)")
     start.set_defaults(func=cmd_start)
     stop = actions.add_parser(
-        "stop", help="stop the bundled server now (clean, checkpointed shutdown)",
+        "stop",
+        help="stop the bundled server now (clean, checkpointed shutdown)",
         description="Stop the bundled server with `pg_ctl -m fast`, even if a JupyterLab still uses it.",
     )
     stop.set_defaults(func=cmd_stop)
     status = actions.add_parser(
-        "status", help="say whether the server runs, where and with which pid",
+        "status",
+        help="say whether the server runs, where and with which pid",
         description=f"Exit code 0 when the server is running or reachable, {EXIT_NOT_RUNNING} when it is not.",
     )
     status.set_defaults(func=cmd_status)
     url = actions.add_parser(
-        "url", help="print the admin URL (asyncpg form), starting the bundled server if needed",
+        "url",
+        help="print the admin URL (asyncpg form), starting the bundled server if needed",
         description="Print the admin URL (database `postgres`) after checking that it answers.",
     )
     url.set_defaults(func=cmd_url)
 
 
 def _describe(info, server) -> str:
-    return (
-        f"bundled PostgreSQL is running: pid {info.pid}, socket dir {info.socket_dir}, "
-        f"data dir {server.data_dir}"
-    )
+    return f"bundled PostgreSQL is running: pid {info.pid}, socket dir {info.socket_dir}, data dir {server.data_dir}"
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -66,7 +66,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"DATABASE_URL is set ({urls.redacted(configured)}); that server is not managed here, nothing to stop.")
         return 0
     server = embedded()
-    holders = [pid for pid in server.live_holders()]
+    holders = list(server.live_holders())
     stopped = server.stop()
     if stopped:
         print(f"bundled PostgreSQL stopped (data dir {server.data_dir}).")

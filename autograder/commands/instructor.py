@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from autograder.commands import _jupyter
-from autograder.db import url as urls
 from autograder.errors import SetupError
+from autograder.paths import project_root
 
 # Read by jupyter/instructor/nbgrader_config.py (first on JUPYTER_CONFIG_PATH in this view).
 ENV_COURSE_ROOT = "AUTOGRADER_COURSE_ROOT"
@@ -25,16 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _jupyter.add_server_arguments(parser)
     parser.add_argument(
-        "--course", type=Path, default=None, metavar="DIR",
+        "--course",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="a course folder other than this repository (e.g. one graded with `autograder grade --course DIR`): "
-             "JupyterLab opens on it and formgrader uses its submitted/ and autograded/ folders and its gradebook "
-             "DIR/.course/gradebook.db, with this repository's nbgrader configuration",
+        "JupyterLab opens on it and formgrader uses its submitted/ and autograded/ folders and its gradebook "
+        "DIR/.course/gradebook.db, with this repository's nbgrader configuration",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    root = urls.project_root()
+    root = project_root()
     env: dict[str, str] = {}
     if args.course is not None and args.course.resolve() != root:
         if not args.course.is_dir():

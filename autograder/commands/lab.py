@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from autograder.commands import _jupyter
-from autograder.db import url as urls
+from autograder.paths import project_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,5 +25,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    view = _jupyter.View(name="learner", root_dir=urls.project_root() / "notebooks", make_target="lab")
+    view = _jupyter.View(name="learner", root_dir=project_root() / "notebooks", make_target="lab")
     return _jupyter.run(view, port=args.port, ip=args.ip, no_browser=args.no_browser)

@@ -17,7 +17,7 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder.db.url import project_root
+from autograder.paths import project_root
 
 
 class NbgraderFailed(RuntimeError):

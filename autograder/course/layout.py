@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder.db.url import project_root, state_dir
+from autograder.db.url import state_dir
+from autograder.paths import project_root
 
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "notebooks"
@@ -19,9 +20,7 @@ COURSE_ID = "async-sqlalchemy-course"
 def lessons(root: Path | None = None) -> list[str]:
     """Lesson ids, in course order: every folder of solutions/ holding its notebook."""
     base = (root or project_root()) / SOURCE_DIR
-    return sorted(
-        p.name for p in base.iterdir() if p.is_dir() and (p / f"{p.name}.ipynb").exists()
-    )
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and (p / f"{p.name}.ipynb").exists())
 
 
 def gradebook_url(root: Path | None = None) -> str:

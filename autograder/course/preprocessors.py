@@ -97,34 +97,149 @@ class RedactHiddenTests(NbGraderPreprocessor):
 # --- outputs rendered as HTML -------------------------------------------------------------
 
 _HTML_TAGS = {
-    *bleach.ALLOWED_TAGS, "p", "div", "span", "br", "hr", "pre", "h1", "h2", "h3", "h4", "h5", "h6",
-    "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "colgroup", "col", "img",
-    "sub", "sup", "dl", "dt", "dd", "del", "ins", "s", "u", "small", "kbd", "samp", "var", "q",
-    "cite", "details", "summary", "figure", "figcaption", "mark",
+    *bleach.ALLOWED_TAGS,
+    "p",
+    "div",
+    "span",
+    "br",
+    "hr",
+    "pre",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "caption",
+    "colgroup",
+    "col",
+    "img",
+    "sub",
+    "sup",
+    "dl",
+    "dt",
+    "dd",
+    "del",
+    "ins",
+    "s",
+    "u",
+    "small",
+    "kbd",
+    "samp",
+    "var",
+    "q",
+    "cite",
+    "details",
+    "summary",
+    "figure",
+    "figcaption",
+    "mark",
 }
 # Shapes and text only: no <script>, <foreignObject>, <animate>/<set> (they can write an
 # href), <image> or <style>. html5lib gives SVG names their camelCase spelling.
 _SVG_TAGS = {
-    "svg", "g", "path", "rect", "circle", "ellipse", "line", "polyline", "polygon", "text", "tspan",
-    "defs", "clipPath", "use", "symbol", "linearGradient", "radialGradient", "stop", "title", "desc",
-    "marker", "pattern", "mask",
+    "svg",
+    "g",
+    "path",
+    "rect",
+    "circle",
+    "ellipse",
+    "line",
+    "polyline",
+    "polygon",
+    "text",
+    "tspan",
+    "defs",
+    "clipPath",
+    "use",
+    "symbol",
+    "linearGradient",
+    "radialGradient",
+    "stop",
+    "title",
+    "desc",
+    "marker",
+    "pattern",
+    "mask",
 }
 _GLOBAL_ATTRIBUTES = {"class", "id", "title", "style", "lang", "dir", "align", "valign", "width", "height"}
 _TAG_ATTRIBUTES = {
-    "a": {"href", "name", "target", "rel"}, "img": {"src", "alt"}, "ol": {"start", "type"},
-    "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan", "scope"}, "col": {"span"},
-    "colgroup": {"span"}, "table": {"border", "cellpadding", "cellspacing"}, "details": {"open"},
+    "a": {"href", "name", "target", "rel"},
+    "img": {"src", "alt"},
+    "ol": {"start", "type"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "table": {"border", "cellpadding", "cellspacing"},
+    "details": {"open"},
 }
 # bleach passes attribute names without their namespace prefix: `href` covers xlink:href.
 _SVG_ATTRIBUTES = {
-    "xmlns", "version", "viewBox", "preserveAspectRatio", "x", "y", "x1", "x2", "y1",
-    "y2", "cx", "cy", "r", "rx", "ry", "dx", "dy", "d", "points", "transform", "fill", "fill-opacity",
-    "fill-rule", "stroke", "stroke-width", "stroke-opacity", "stroke-linecap", "stroke-linejoin",
-    "stroke-dasharray", "stroke-dashoffset", "stroke-miterlimit", "opacity", "clip-path", "clip-rule",
-    "clipPathUnits", "font-family", "font-size", "font-weight", "font-style", "text-anchor",
-    "dominant-baseline", "href", "offset", "stop-color", "stop-opacity", "gradientUnits",
-    "gradientTransform", "patternUnits", "markerWidth", "markerHeight", "refX", "refY", "orient",
-    "mask", "visibility", "display", "color",
+    "xmlns",
+    "version",
+    "viewBox",
+    "preserveAspectRatio",
+    "x",
+    "y",
+    "x1",
+    "x2",
+    "y1",
+    "y2",
+    "cx",
+    "cy",
+    "r",
+    "rx",
+    "ry",
+    "dx",
+    "dy",
+    "d",
+    "points",
+    "transform",
+    "fill",
+    "fill-opacity",
+    "fill-rule",
+    "stroke",
+    "stroke-width",
+    "stroke-opacity",
+    "stroke-linecap",
+    "stroke-linejoin",
+    "stroke-dasharray",
+    "stroke-dashoffset",
+    "stroke-miterlimit",
+    "opacity",
+    "clip-path",
+    "clip-rule",
+    "clipPathUnits",
+    "font-family",
+    "font-size",
+    "font-weight",
+    "font-style",
+    "text-anchor",
+    "dominant-baseline",
+    "href",
+    "offset",
+    "stop-color",
+    "stop-opacity",
+    "gradientUnits",
+    "gradientTransform",
+    "patternUnits",
+    "markerWidth",
+    "markerHeight",
+    "refX",
+    "refY",
+    "orient",
+    "mask",
+    "visibility",
+    "display",
+    "color",
 }
 
 
@@ -168,10 +283,17 @@ class SanitizeOutputs(NbGraderPreprocessor, SanitizeHTML):
     tags = List(Unicode(), default_value=sorted(_HTML_TAGS | _SVG_TAGS)).tag(config=True)
     attributes = AnyTrait(default_value=allowed_attribute).tag(config=True)
     styles = List(Unicode(), default_value=sorted(ALLOWED_CSS_PROPERTIES | ALLOWED_SVG_PROPERTIES)).tag(config=True)
-    safe_output_keys = Set(default_value={
-        "metadata", "text/plain", "text/latex", "application/json", "image/png", "image/jpeg",
-        "text/markdown",  # made inert by `inert_markdown` before the rest are sanitised
-    }).tag(config=True)
+    safe_output_keys = Set(
+        default_value={
+            "metadata",
+            "text/plain",
+            "text/latex",
+            "application/json",
+            "image/png",
+            "image/jpeg",
+            "text/markdown",  # made inert by `inert_markdown` before the rest are sanitised
+        }
+    ).tag(config=True)
     # Everything else (application/javascript, widget views, unknown types) is removed.
     sanitized_output_types = Set(default_value={"text/html", "image/svg+xml"}).tag(config=True)
 
@@ -211,8 +333,9 @@ class SanitizeOutputs(NbGraderPreprocessor, SanitizeHTML):
     def sanitize_code_outputs(self, outputs: list[NotebookNode]) -> list[NotebookNode]:
         # Streams and errors are always escaped by the templates; an output without a data
         # dict has nothing to render (and would stop SanitizeHTML, which assumes one).
-        rich = [o for o in outputs
-                if o.get("output_type") not in ("stream", "error") and isinstance(o.get("data"), dict)]
+        rich = [
+            o for o in outputs if o.get("output_type") not in ("stream", "error") and isinstance(o.get("data"), dict)
+        ]
         for output in rich:
             data = output["data"]
             for key, value in list(data.items()):
@@ -227,6 +350,7 @@ class SanitizeOutputs(NbGraderPreprocessor, SanitizeHTML):
 
 
 # --- copy-pasted answer cells -------------------------------------------------------------
+
 
 def _answer_id(cell: NotebookNode) -> str | None:
     """The grade_id of an answer (solution, not graded) cell, else None."""
@@ -245,8 +369,11 @@ class KeepOnePastedAnswer(NbGraderPreprocessor):
     impersonated). The last copy keeps the id, as nbgrader's `DeduplicateIds` would choose."""
 
     def preprocess(self, nb: NotebookNode, resources: Any):
-        claims = Counter(c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells
-                         if isinstance(c.get("metadata", {}).get("nbgrader"), dict))
+        claims = Counter(
+            c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            for c in nb.cells
+            if isinstance(c.get("metadata", {}).get("nbgrader"), dict)
+        )
         answers = Counter(_answer_id(c) for c in nb.cells)
         seen: set[str] = set()
         for cell in reversed(nb.cells):

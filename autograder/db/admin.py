@@ -11,7 +11,8 @@ import asyncio
 import concurrent.futures
 import re
 import socket
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy.engine import URL, make_url
@@ -24,7 +25,7 @@ CONNECT_TIMEOUT_S = 10
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
+def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even inside a running loop."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(factory())).result()
@@ -33,7 +34,7 @@ def run_sync(factory: Callable[[], Awaitable[T]]) -> T:
 def asyncpg_params(url: URL | str) -> dict[str, Any]:
     """asyncpg.connect() keyword arguments for a SQLAlchemy URL (unix socket aware)."""
     url = make_url(url) if isinstance(url, str) else url
-    query = dict(url.query)
+    query: dict[str, Any] = dict(url.query)
     host = query.pop("host", None) or url.host
     params: dict[str, Any] = {
         "host": host,
@@ -74,7 +75,7 @@ def explain_connect_error(url: URL, exc: BaseException) -> str:
 async def connect(url: URL) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(**asyncpg_params(url))
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise SetupError(explain_connect_error(url, exc)) from None
 
 

@@ -115,8 +115,10 @@ def pid_alive(pid: int) -> bool:
 _FAILURES: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(r"Permission denied|Read-only file system|could not create lock file", re.I),
-        "The database folder {data_dir} is not writable by the server ({detail}); make it writable "
-        "(e.g. `chmod -R u+w {data_dir}`) or point COURSE_DATA_DIR at a writable folder.",
+        (
+            "The database folder {data_dir} is not writable by the server ({detail}); make it writable "
+            "(e.g. `chmod -R u+w {data_dir}`) or point COURSE_DATA_DIR at a writable folder."
+        ),
     ),
     (
         re.compile(r"No space left on device", re.I),
@@ -124,8 +126,10 @@ _FAILURES: list[tuple[re.Pattern[str], str]] = [
     ),
     (
         re.compile(r"database files are incompatible with server|was initialized by PostgreSQL version", re.I),
-        "The database folder {data_dir} was made by another PostgreSQL version ({detail}); move it "
-        "aside (its lesson databases are rebuilt on first use) and run the command again.",
+        (
+            "The database folder {data_dir} was made by another PostgreSQL version ({detail}); move it "
+            "aside (its lesson databases are rebuilt on first use) and run the command again."
+        ),
     ),
     (
         re.compile(r"lock file .* already exists|Is another postmaster", re.I),
@@ -150,8 +154,15 @@ def _explain_failure(data_dir: Path, text: str) -> str:
 class EmbeddedPostgres:
     """One embedded server per data folder, shared by every process that needs it."""
 
-    def __init__(self, data_dir: Path, *, password_file: Path | None = None, socket_dir: Path | None = None,
-                 settings: dict[str, str] | None = None, hba: str | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        password_file: Path | None = None,
+        socket_dir: Path | None = None,
+        settings: dict[str, str] | None = None,
+        hba: str | None = None,
+    ):
         """`password_file`: use password (SCRAM) authentication for every role, the
         superuser's password kept in that file (created on first start, mode 0600);
         without it, local connections are trusted (a learner's own machine).
@@ -282,8 +293,9 @@ class EmbeddedPostgres:
             return None
         if lines[7].strip() != "ready":
             return None
-        return ServerInfo(pid=pid, socket_dir=Path(lines[4].strip()), port=int(lines[3] or 5432),
-                          password=self._password())
+        return ServerInfo(
+            pid=pid, socket_dir=Path(lines[4].strip()), port=int(lines[3] or 5432), password=self._password()
+        )
 
     # ----------------------------------------------------------------- start
     def start(self) -> ServerInfo:
@@ -377,9 +389,7 @@ class EmbeddedPostgres:
             with contextlib.suppress(OSError, IndexError, ValueError):
                 if int(lock.read_text().splitlines()[0]) == pid:
                     lock.unlink()
-        self.notice(
-            f"Removed a stale postmaster.pid left by a server that is no longer running (pid {pid})."
-        )
+        self.notice(f"Removed a stale postmaster.pid left by a server that is no longer running (pid {pid}).")
 
     def _pg_ctl_start(self) -> ServerInfo:
         socket_dir = self._socket_dir()
@@ -410,8 +420,7 @@ class EmbeddedPostgres:
                 return info
             time.sleep(0.1)
         raise SetupError(
-            f"The bundled PostgreSQL in {self.data_dir} started but never reported ready; see "
-            f"{self.log_file}."
+            f"The bundled PostgreSQL in {self.data_dir} started but never reported ready; see {self.log_file}."
         )
 
     # ----------------------------------------------------------------- stop
@@ -428,9 +437,12 @@ class EmbeddedPostgres:
         # checkpoint) and is gone, so a start right after finds nothing of it (not its socket lock).
         pid = info.pid if info is not None else None
         result = self._run_until(
-            "pg_ctl", ["-D", str(self.data_dir), "-w", "-t", "60", "-m", "fast", "stop"],
-            done=lambda: _read_pidfile(self.data_dir) is None
-            and (pid is None or not _pid_is_our_postmaster(pid, self.data_dir)))
+            "pg_ctl",
+            ["-D", str(self.data_dir), "-w", "-t", "60", "-m", "fast", "stop"],
+            done=lambda: (
+                _read_pidfile(self.data_dir) is None and (pid is None or not _pid_is_our_postmaster(pid, self.data_dir))
+            ),
+        )
         if result.returncode != 0 and self.status() is not None:
             raise SetupError(
                 f"Could not stop the bundled PostgreSQL in {self.data_dir} "
@@ -460,7 +472,7 @@ class EmbeddedPostgres:
             return self._stop_unlocked()
 
     def live_holders(self) -> list[int]:
-        alive = []
+        alive: list[int] = []
         if not self.holders_dir.exists():
             return alive
         for entry in self.holders_dir.iterdir():

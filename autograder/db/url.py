@@ -14,15 +14,11 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from autograder.errors import SetupError
+from autograder.paths import project_root
 
 ENV_URL = "DATABASE_URL"
 ENV_DATA_DIR = "COURSE_DATA_DIR"
 ASYNC_DRIVER = "postgresql+asyncpg"
-
-
-def project_root() -> Path:
-    """The course checkout (the package is installed in editable mode from it)."""
-    return Path(__file__).resolve().parents[2]
 
 
 def state_dir() -> Path:

@@ -35,10 +35,20 @@ def balances_chart(result: Any, title: str) -> Chart:
         ax = fig.subplots()
         xs = range(len(ids))
         width = 0.38
-        exp_bars = ax.bar([x - width / 2 for x in xs], [float(expected[i]) for i in ids], width,
-                          label="expected (serial replay)", color="#9AA5B1")
-        act_bars = ax.bar([x + width / 2 for x in xs], [float(result.after[i]) for i in ids], width,
-                          label="actual (in PostgreSQL)", color="#4C72B0")
+        exp_bars = ax.bar(
+            [x - width / 2 for x in xs],
+            [float(expected[i]) for i in ids],
+            width,
+            label="expected (serial replay)",
+            color="#9AA5B1",
+        )
+        act_bars = ax.bar(
+            [x + width / 2 for x in xs],
+            [float(result.after[i]) for i in ids],
+            width,
+            label="actual (in PostgreSQL)",
+            color="#4C72B0",
+        )
         ax.bar_label(exp_bars, labels=[f"{expected[i]:.2f}" for i in ids], fontsize=8)
         ax.bar_label(act_bars, labels=[f"{result.after[i]:.2f}" for i in ids], fontsize=8)
         ax.set_xticks(list(xs), [f"account {i}" for i in ids])
@@ -52,4 +62,3 @@ def balances_chart(result: Any, title: str) -> Chart:
 
     values = {f"account {i}": f"expected {float(expected[i]):.2f}, actual {float(result.after[i]):.2f}" for i in ids}
     return Chart(build=build, title=title, values=values)
-

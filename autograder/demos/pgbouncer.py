@@ -64,10 +64,12 @@ def _run_as() -> str | None:
 
 
 @contextmanager
-def pgbouncer_in_front(db_url: str, *, pool_mode: str = "transaction", pool_size: int = 2,
-                       start_timeout: float = 5.0) -> Iterator[Bouncer]:
+def pgbouncer_in_front(
+    db_url: str, *, pool_mode: str = "transaction", pool_size: int = 2, start_timeout: float = 5.0
+) -> Iterator[Bouncer]:
     binary = shutil.which("pgbouncer") or next(
-        (p for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer") if os.path.exists(p)), None)
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/local/bin/pgbouncer") if os.path.exists(p)), None
+    )
     if binary is None:
         yield Bouncer(None, "pgbouncer is not installed here (e.g. `apt-get install pgbouncer`)")
         return
@@ -95,7 +97,7 @@ def pgbouncer_in_front(db_url: str, *, pool_mode: str = "transaction", pool_size
     os.chmod(workdir, 0o755)
     os.chmod(config, 0o644)
     command = [binary] + (["-u", user] if user else []) + [str(config)]
-    log = open(workdir / "stderr.log", "w")
+    log = open(workdir / "stderr.log", "w")  # noqa: SIM115 - pgbouncer writes to it until the teardown below
     try:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     except OSError as exc:
@@ -117,8 +119,14 @@ def pgbouncer_in_front(db_url: str, *, pool_mode: str = "transaction", pool_size
             text = (workdir / "stderr.log").read_text().strip().splitlines()
             yield Bouncer(None, f"pgbouncer did not start: {text[-1] if text else 'no output'}", version)
             return
-        url = URL.create(real.drivername, username=params.get("user"), password=params.get("password"),
-                         host="127.0.0.1", port=port, database=real.database)
+        url = URL.create(
+            real.drivername,
+            username=params.get("user"),
+            password=params.get("password"),
+            host="127.0.0.1",
+            port=port,
+            database=real.database,
+        )
         yield Bouncer(url.render_as_string(hide_password=False), "", version)
     finally:
         if process.poll() is None:

@@ -41,7 +41,7 @@ def type_arguments(cls: type) -> dict[Any, Any]:
             origin = typing.get_origin(base)
             args = typing.get_args(base)
             params = getattr(origin, "__parameters__", ())
-            for param, arg in zip(params, args):
+            for param, arg in zip(params, args, strict=False):
                 mapping[param] = _substitute(arg, mapping)
     return mapping
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
-
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy import ForeignKey, String, select
@@ -46,8 +45,18 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 from autograder.checks.mutation import APP_PARAM_ID
 
 __all__ = [
-    "Base", "Author", "Book", "make_app", "get_sessionmaker", "VARIANTS", "MUTANTS", "HINTS",
-    "PytestRun", "run_pytest", "app", "select_variant",
+    "Base",
+    "Author",
+    "Book",
+    "make_app",
+    "get_sessionmaker",
+    "VARIANTS",
+    "MUTANTS",
+    "HINTS",
+    "PytestRun",
+    "run_pytest",
+    "app",
+    "select_variant",
 ]
 
 # what is wrong with each mutant, in the words a surviving mutant is reported with
@@ -61,13 +70,13 @@ MUTANTS = {
 HINTS = {
     "wrong_status": "Assert the exact status code of a successful POST /authors.",
     "no_rollback": "Send a POST /books that is refused (unknown author) and then check, with a query "
-                   "of your own, that no book was kept.",
+    "of your own, that no book was kept.",
     "no_commit": "Create something in one request and read it back in another request.",
     "n_plus_one": "Create a few authors with books, count the SQL statements GET /authors sends "
-                  "(a before_cursor_execute listener) and assert a bound that does not grow with N.",
+    "(a before_cursor_execute listener) and assert a bound that does not grow with N.",
     "leak": "A session bound to your test connection never touches the pool, so no overridden test can see "
-            "this. Start the app without the override (its real engine), send a few GET requests, then "
-            "assert app.state.engine.pool.checkedout() == 0.",
+    "this. Start the app without the override (its real engine), send a few GET requests, then "
+    "assert app.state.engine.pool.checkedout() == 0.",
 }
 VARIANTS = ("correct", *MUTANTS)
 
@@ -110,7 +119,7 @@ def get_sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
 # gets the same module name, file name, function names and qualnames, and (slots padded to one
 # length) the same line numbers; the file name is no real file and no linecache entry, so
 # `inspect.getsource` has nothing to show; and no variant's name is in the app or its closures.
-_APP_SOURCE = '''\
+_APP_SOURCE = """\
 def build(db_url):
     @asynccontextmanager
     async def lifespan(app):
@@ -164,43 +173,50 @@ def build(db_url):
         return {{"id": author.id, "name": author.name}}
 
     return app
-'''
+"""
 
-_GET_DB = '''\
+_GET_DB = """\
         async with make_session() as session:
             yield session
             await session.commit()
-'''
-_LIST_AUTHORS = '''\
+"""
+_LIST_AUTHORS = """\
         stmt = select(Author).options(selectinload(Author.books)).order_by(Author.id)
         authors = (await db.scalars(stmt)).all()
         return [{"id": a.id, "name": a.name, "books": [b.title for b in a.books]} for a in authors]
-'''
+"""
 # slot -> text, per variant; a slot a variant does not name keeps the correct text
 _SLOTS: dict[str, dict[str, str]] = {
     "correct": {},
     "wrong_status": {"status": "200"},
-    "no_rollback": {"get_db": '''\
+    "no_rollback": {
+        "get_db": """\
         session = make_session()
         try:
             yield session
         finally:
             await session.commit()  # BUG: a refused request commits its half-write
             await session.close()
-'''},
-    "no_commit": {"get_db": '''\
+"""
+    },
+    "no_commit": {
+        "get_db": """\
         async with make_session() as session:
             yield session  # BUG: never commits
-'''},
-    "n_plus_one": {"list_authors": '''\
+"""
+    },
+    "n_plus_one": {
+        "list_authors": """\
         authors = (await db.scalars(select(Author).order_by(Author.id))).all()
         out = []
         for author in authors:  # BUG: one SELECT per author
             books = await author.awaitable_attrs.books
             out.append({"id": author.id, "name": author.name, "books": [b.title for b in books]})
         return out
-'''},
-    "leak": {"get_db": '''\
+"""
+    },
+    "leak": {
+        "get_db": """\
         if request.method == "GET":
             session = make_session()
             yield session  # BUG: "reads need no cleanup": never closed, its connection stays checked out
@@ -208,7 +224,8 @@ _SLOTS: dict[str, dict[str, str]] = {
             async with make_session() as session:
                 yield session
                 await session.commit()
-'''},
+"""
+    },
 }
 _DEFAULTS = {"get_db": _GET_DB, "status": "201", "list_authors": _LIST_AUTHORS}
 _APP_FILE = "<library app>"  # not a file: nothing for inspect or linecache to read
@@ -222,12 +239,25 @@ def _factory(variant: str) -> Callable[[str], FastAPI]:
         longest = max(text.count("\n") for text in [_DEFAULTS[slot], *(s.get(slot, "") for s in _SLOTS.values())])
         slots[slot] += "\n" * (longest - slots[slot].count("\n"))
     namespace: dict[str, Any] = {
-        "__name__": _APP_MODULE, "__builtins__": __builtins__,
-        "asynccontextmanager": asynccontextmanager, "Annotated": Annotated, "Depends": Depends,
-        "FastAPI": FastAPI, "HTTPException": HTTPException, "Request": Request, "AsyncSession": AsyncSession,
-        "async_sessionmaker": async_sessionmaker, "create_async_engine": create_async_engine,
-        "select": select, "selectinload": selectinload, "IntegrityError": IntegrityError, "Base": Base,
-        "Author": Author, "Book": Book, "AuthorIn": AuthorIn, "BookIn": BookIn,
+        "__name__": _APP_MODULE,
+        "__builtins__": __builtins__,
+        "asynccontextmanager": asynccontextmanager,
+        "Annotated": Annotated,
+        "Depends": Depends,
+        "FastAPI": FastAPI,
+        "HTTPException": HTTPException,
+        "Request": Request,
+        "AsyncSession": AsyncSession,
+        "async_sessionmaker": async_sessionmaker,
+        "create_async_engine": create_async_engine,
+        "select": select,
+        "selectinload": selectinload,
+        "IntegrityError": IntegrityError,
+        "Base": Base,
+        "Author": Author,
+        "Book": Book,
+        "AuthorIn": AuthorIn,
+        "BookIn": BookIn,
         "get_sessionmaker": get_sessionmaker,
     }
     exec(compile(_APP_SOURCE.format(**slots), _APP_FILE, "exec"), namespace)
@@ -294,10 +324,22 @@ def run_pytest(folder: str | Path, *args: str, env: dict | None = None, timeout:
     import time
 
     folder = Path(folder)
-    child_env = {**os.environ, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                 "PYTHONDONTWRITEBYTECODE": "1"}
-    cmd = [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "pytest_asyncio.plugin",
-           "-p", "no:cacheprovider", "--rootdir", str(folder), "--color=no", *args]
+    child_env = {**os.environ, **(env or {}), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(folder),
+        "-q",
+        "-p",
+        "pytest_asyncio.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(folder),
+        "--color=no",
+        *args,
+    ]
     if (folder / "pytest.ini").is_file():
         cmd += ["-c", str(folder / "pytest.ini")]
     started = time.perf_counter()

@@ -36,7 +36,7 @@ class SubmissionProblem(Exception):
 class ApplyExecution(NbGraderPreprocessor):
     """Stands where nbgrader's `Execute` stands: the outputs come from our sandbox."""
 
-    def preprocess(self, nb, resources):
+    def preprocess(self, nb: Any, resources: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         execution: Execution | None = resources.get("autograder_execution")
         if execution is None:  # pragma: no cover - SplitAutograde always provides it
             raise RuntimeError("no execution was provided for this notebook")
@@ -63,6 +63,10 @@ def _explain_unreadable(path: Path, exc: Exception) -> str:
 class SplitAutograde(Autograde):
     """One submission at a time: `prepare()` → (execute elsewhere) → `finish()`."""
 
+    # nbgrader's traitlets (Autograde has no types): the steps, as classes, in order.
+    autograde_preprocessors: list[Any]
+    sanitize_preprocessors: list[Any]
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.force = True
@@ -76,9 +80,7 @@ class SplitAutograde(Autograde):
         # notebook still validate it, and an invalid result still raises.
         self.exporter.optimistic_validation = True
         # nbgrader's scoring steps, with our outputs where it would execute a kernel.
-        self.autograde_preprocessors = [
-            ApplyExecution if pp is Execute else pp for pp in self.autograde_preprocessors
-        ]
+        self.autograde_preprocessors = [ApplyExecution if pp is Execute else pp for pp in self.autograde_preprocessors]
         # Issue 11 (no-ops when nbgrader_config.py already added them): a copy-pasted answer
         # cell is graded instead of failing nbgrader's id checks, and the stored autograded
         # notebook (formgrader renders it for the logged-in instructor) carries no script.
@@ -86,7 +88,7 @@ class SplitAutograde(Autograde):
         self.autograde_preprocessors = with_outputs_sanitised(self.autograde_preprocessors)
 
     def init_single_notebook_resources(self, notebook_filename: str) -> dict[str, Any]:
-        resources = super().init_single_notebook_resources(notebook_filename)
+        resources: dict[str, Any] = super().init_single_notebook_resources(notebook_filename)
         execution = self._executions.get(os.path.basename(notebook_filename))
         if execution is not None:
             resources["autograder_execution"] = execution
@@ -116,23 +118,25 @@ class SplitAutograde(Autograde):
             self._init_preprocessors()
             try:
                 BaseConverter.convert_single_notebook(self, str(path))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - nbgrader's checks raise many kinds: each is one sentence
                 raise SubmissionProblem(
                     f"nbgrader could not check the notebook's cells ({type(exc).__name__}: {str(exc)[:200]})"
                 ) from None
             sanitized.append(Path(self._format_dest(lesson, student)) / path.name)
         return sanitized
 
-    def _test_cell_changes(self, lesson: str, filename: str, submitted) -> list[str]:
+    def _test_cell_changes(self, lesson: str, filename: str, submitted: Any) -> list[str]:
         """Test cells the learner deleted or edited (nbgrader restores both; we say so)."""
-        from nbgrader import utils
 
         release_path = Path(self.coursedir.format_path(self.coursedir.release_directory, ".", lesson)) / filename
         if not release_path.exists():
             return []
         released = _released_test_cells(release_path)
-        mine = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
-                for c in submitted.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        mine = {
+            c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+            for c in submitted.cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+        }
         deleted = sorted(set(released) - set(mine))
         edited = sorted(g for g in released if g in mine and mine[g].strip() != released[g].strip())
         notes = []
@@ -178,9 +182,11 @@ def _released_test_cells(path: Path) -> dict[str, str]:
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _RELEASED:
-        _RELEASED[key] = {c.metadata["nbgrader"]["grade_id"]: c.source
-                          for c in nbformat.read(path, as_version=4).cells
-                          if utils.is_grade(c) and not utils.is_solution(c)}
+        _RELEASED[key] = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in nbformat.read(path, as_version=4).cells
+            if utils.is_grade(c) and not utils.is_solution(c)
+        }
     return _RELEASED[key]
 
 

@@ -68,8 +68,16 @@ CREATE_ATTEMPTS = 3
 # Built-in roles that would let a submission read or write server files, run programs on
 # the host, end other backends or read every table / query text (the admin's CREATE ROLE
 # statements carry passwords): a submission's role must be a member of none.
-RISKY_ROLES = ("pg_read_server_files", "pg_write_server_files", "pg_execute_server_program",
-               "pg_signal_backend", "pg_read_all_data", "pg_write_all_data", "pg_read_all_stats", "pg_monitor")
+RISKY_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_read_all_stats",
+    "pg_monitor",
+)
 
 # The grading cluster's whole pg_hba.conf: the admin anywhere, a submission's role only in
 # the database named like it, nobody without a password; no `host` lines (unix socket only).
@@ -196,15 +204,27 @@ def grading_cluster() -> EmbeddedPostgres:
     # scram_iterations (PostgreSQL 16+): each submission's role gets a fresh random 144-bit
     # password that lives for one submission; PBKDF2 stretching protects guessable
     # passwords and only costs both sides ~1 ms on every connection a lesson opens.
-    throwaway = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
-                 "wal_level": "minimal", "max_wal_senders": "0", "scram_iterations": "1",
-                 # Bounded by the server, whatever a submission SETs: WAL kept between
-                 # checkpoints (default 1 GB), and parallel workers (a `SET
-                 # max_parallel_workers_per_gather` multiplies one backend's CPU).
-                 "max_wal_size": "256MB", "max_worker_processes": "4",
-                 "max_parallel_workers_per_gather": "0"}
-    return EmbeddedPostgres(data_dir, password_file=state / "grading-pg.password", socket_dir=socket_dir,
-                            settings=throwaway, hba=GRADING_HBA)
+    throwaway = {
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "wal_level": "minimal",
+        "max_wal_senders": "0",
+        "scram_iterations": "1",
+        # Bounded by the server, whatever a submission SETs: WAL kept between
+        # checkpoints (default 1 GB), and parallel workers (a `SET
+        # max_parallel_workers_per_gather` multiplies one backend's CPU).
+        "max_wal_size": "256MB",
+        "max_worker_processes": "4",
+        "max_parallel_workers_per_gather": "0",
+    }
+    return EmbeddedPostgres(
+        data_dir,
+        password_file=state / "grading-pg.password",
+        socket_dir=socket_dir,
+        settings=throwaway,
+        hba=GRADING_HBA,
+    )
 
 
 def limit_cluster_size(cluster: EmbeddedPostgres, size: int = RAM_LIMIT) -> str | None:
@@ -225,7 +245,10 @@ def limit_cluster_size(cluster: EmbeddedPostgres, size: int = RAM_LIMIT) -> str 
         cluster.data_dir.mkdir(parents=True)
         mounted = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(cluster.data_dir)],
-            capture_output=True, text=True, check=False)
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if mounted.returncode != 0:
         return f"the RAM grading cluster has no size limit of its own (mount failed: {mounted.stderr.strip()})"
     logger.info("grading cluster on its own tmpfs of %d MiB at %s", size // MiB, cluster.data_dir)
@@ -303,8 +326,7 @@ class Watchdog:
     Runs as a task on the admin loop with a connection of its own; `events` maps a
     submission's name to what was ended, as sentences for its verdict."""
 
-    def __init__(self, admin_url: URL, conn: asyncpg.Connection, pid: int, limits: Limits, *,
-                 local_backends: bool):
+    def __init__(self, admin_url: URL, conn: asyncpg.Connection, pid: int, limits: Limits, *, local_backends: bool):
         self.admin_url = admin_url
         self.conn = conn
         self.pattern = f"{NAME_PREFIX}{pid}\\_%"
@@ -313,7 +335,7 @@ class Watchdog:
         self.cpu = CpuGroups(pid, limits.backend_cpus) if local_backends and CpuGroups.available() else None
         self.events: dict[str, list[str]] = {}
         self.blocked: set[str] = set()  # roles shut out for the rest of their submission
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
         self._polls = 0
 
     def start(self) -> None:
@@ -332,7 +354,7 @@ class Watchdog:
                 await self.check()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a failed poll must not end the watch
+            except Exception:  # a failed poll must not end the watch
                 logger.exception("grading database watchdog: a poll failed")
                 if self.conn.is_closed():  # the server restarted, or ended us: connect again
                     await asyncio.sleep(1)
@@ -353,7 +375,9 @@ class Watchdog:
         rows = await self.conn.fetch(
             "SELECT pid, usename, datname, state, extract(epoch FROM now() - query_start) AS statement_s, "
             "extract(epoch FROM now() - xact_start) AS xact_s FROM pg_stat_activity "
-            "WHERE usename LIKE $1 AND pid <> pg_backend_pid()", self.pattern)
+            "WHERE usename LIKE $1 AND pid <> pg_backend_pid()",
+            self.pattern,
+        )
         for row in rows:
             role, pid = row["usename"], row["pid"]
             if self.cpu is not None:
@@ -368,16 +392,22 @@ class Watchdog:
                 # template1 database admits PUBLIC, a submission has no business there either.
                 reason = f"a database connection to {row['datname']!r}, not its own database: the grader ended it"
             elif row["state"] == "active" and (row["statement_s"] or 0) > limits.statement_seconds:
-                reason = (f"a database statement ran longer than {limits.statement_seconds:g} s "
-                          "(statement_timeout lifted?): the grader ended its connection")
+                reason = (
+                    f"a database statement ran longer than {limits.statement_seconds:g} s "
+                    "(statement_timeout lifted?): the grader ended its connection"
+                )
             elif (row["xact_s"] or 0) > limits.transaction_seconds:
-                reason = (f"a database transaction stayed open longer than {limits.transaction_seconds:g} s: "
-                          "the grader ended its connection")
+                reason = (
+                    f"a database transaction stayed open longer than {limits.transaction_seconds:g} s: "
+                    "the grader ended its connection"
+                )
             elif self.local_backends:
                 memory = _private_memory(pid)
                 if memory is not None and memory > limits.backend_memory:
-                    reason = (f"a database connection used {memory // MiB} MiB of server memory (limit "
-                              f"{limits.backend_memory // MiB} MiB): the grader ended it")
+                    reason = (
+                        f"a database connection used {memory // MiB} MiB of server memory (limit "
+                        f"{limits.backend_memory // MiB} MiB): the grader ended it"
+                    )
             if reason is not None:
                 self._record(role, reason)  # first: the submission may see the end before we return
                 await self.conn.execute("SELECT pg_terminate_backend($1)", pid)
@@ -387,16 +417,22 @@ class Watchdog:
 
     async def _check_sizes(self) -> None:
         limits = self.limits
-        sizes = {r["datname"]: r["size"] for r in await self.conn.fetch(
-            "SELECT datname, pg_database_size(oid) AS size FROM pg_database "
-            "WHERE datname LIKE $1 AND datallowconn", self.pattern)}
+        sizes = {
+            r["datname"]: r["size"]
+            for r in await self.conn.fetch(
+                "SELECT datname, pg_database_size(oid) AS size FROM pg_database WHERE datname LIKE $1 AND datallowconn",
+                self.pattern,
+            )
+        }
         if not sizes:
             return
         try:  # temporary files live outside the database's folder: count them as its own
             temp = await self.conn.fetch(
                 "SELECT a.usename, sum(t.size)::bigint AS size FROM pg_ls_tmpdir() t "
                 "JOIN pg_stat_activity a ON t.name LIKE 'pgsql_tmp' || a.pid || '.%' "
-                "WHERE a.usename LIKE $1 GROUP BY a.usename", self.pattern)
+                "WHERE a.usename LIKE $1 GROUP BY a.usename",
+                self.pattern,
+            )
         except asyncpg.PostgresError:  # not a superuser / pg_monitor on an external server
             temp = []
         for row in temp:
@@ -405,8 +441,11 @@ class Watchdog:
         for name, size in sizes.items():
             if size > limits.database_size and name not in self.blocked:
                 self.blocked.add(name)
-                self._record(name, f"the submission's database grew to {size // MiB} MiB (limit "
-                                   f"{limits.database_size // MiB} MiB): the grader closed it")
+                self._record(
+                    name,
+                    f"the submission's database grew to {size // MiB} MiB (limit "
+                    f"{limits.database_size // MiB} MiB): the grader closed it",
+                )
                 await end_role(self.conn, name)
 
 
@@ -414,8 +453,10 @@ async def end_role(conn: asyncpg.Connection, role: str) -> None:
     """No new connection for `role`, and every one it has ended (waiting up to 5 s each)."""
     with contextlib.suppress(asyncpg.UndefinedObjectError):
         await conn.execute(f'ALTER ROLE "{admin.check_identifier(role)}" NOLOGIN')
-    await conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                       "WHERE usename = $1 AND pid <> pg_backend_pid()", role)
+    await conn.execute(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
+        role,
+    )
 
 
 _GRADER_SIDE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
@@ -424,8 +465,9 @@ _GRADER_SIDE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.
 class GradingDatabases:
     """Creates and drops per-submission databases on the grading server."""
 
-    def __init__(self, admin_url: URL, *, isolated_server: bool, limits: Limits | None = None,
-                 reload_hba: bool = False):
+    def __init__(
+        self, admin_url: URL, *, isolated_server: bool, limits: Limits | None = None, reload_hba: bool = False
+    ):
         self.admin_url = admin_url
         self.isolated_server = isolated_server  # False: an external server whose auth we do not control
         self.limits = limits or Limits()
@@ -445,7 +487,7 @@ class GradingDatabases:
         self.notes: list[str] = []  # protections that are off on this server, for the run's summary
 
     @classmethod
-    def open_for_run(cls) -> tuple["GradingDatabases", EmbeddedPostgres | None]:
+    def open_for_run(cls) -> tuple[GradingDatabases, EmbeddedPostgres | None]:
         # Not DATABASE_URL: that is the learners' server (trusting local logins on the
         # bundled one). Grading uses its own password-protected cluster unless an
         # instructor names a server for it explicitly.
@@ -473,14 +515,21 @@ class GradingDatabases:
             await self._conn.execute("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
             await self._conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
         await self._refuse_if_unsafe()
-        self.watchdog = Watchdog(self.admin_url, await admin.connect(self.admin_url), self.pid, self.limits,
-                                 local_backends=self.isolated_server)
+        self.watchdog = Watchdog(
+            self.admin_url,
+            await admin.connect(self.admin_url),
+            self.pid,
+            self.limits,
+            local_backends=self.isolated_server,
+        )
         self.watchdog.start()
         if not self.isolated_server:
             self.notes.append("the grading server is not this machine's: backends' memory and CPU are not capped")
         elif self.watchdog.cpu is None:
-            self.notes.append("submissions' database backends share the CPU per backend, not per submission "
-                              "(CPU groups need root and the cgroup v1 cpu controller)")
+            self.notes.append(
+                "submissions' database backends share the CPU per backend, not per submission "
+                "(CPU groups need root and the cgroup v1 cpu controller)"
+            )
 
     async def close(self) -> None:
         if self.watchdog is not None:
@@ -494,28 +543,51 @@ class GradingDatabases:
                 await conn.close()
         self._conn = self._drop_conn = None
 
+    @property
+    def _admin(self) -> asyncpg.Connection:
+        """The admin connection (between connect and close)."""
+        if self._conn is None:
+            raise RuntimeError("GradingDatabases is not connected")
+        return self._conn
+
+    @property
+    def _dropper(self) -> asyncpg.Connection:
+        """The connection drops go through (between connect and close)."""
+        if self._drop_conn is None:
+            raise RuntimeError("GradingDatabases is not connected")
+        return self._drop_conn
+
     def _settings(self, *, pinned: bool) -> list[tuple[str, str]]:
         limits = self.limits
-        settings = [("statement_timeout", limits.statement_timeout), ("lock_timeout", "5s"),
-                    ("idle_in_transaction_session_timeout", "30s")]
+        settings = [
+            ("statement_timeout", limits.statement_timeout),
+            ("lock_timeout", "5s"),
+            ("idle_in_transaction_session_timeout", "30s"),
+        ]
         if pinned:  # superuser-only (PGC_SUSET): set on the role, no SET can change them
-            settings += [("temp_file_limit", limits.temp_file_limit), ("track_activities", "on"),
-                         ("log_temp_files", "0")]
+            settings += [
+                ("temp_file_limit", limits.temp_file_limit),
+                ("track_activities", "on"),
+                ("log_temp_files", "0"),
+            ]
         return settings
 
     async def _create_role(self, name: str, password: str) -> None:
         # One round trip for the role and its settings (one implicit transaction: all or none).
-        await self._conn.execute(
-            f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\' NOSUPERUSER NOCREATEDB NOCREATEROLE '
+        await self._admin.execute(
+            f"CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}' NOSUPERUSER NOCREATEDB NOCREATEROLE "
             f"NOREPLICATION NOBYPASSRLS CONNECTION LIMIT {self.limits.connections};"
-            + "".join(f"ALTER ROLE \"{name}\" SET {setting} = '{value}';" for setting, value in self._role_settings))
+            + "".join(f"ALTER ROLE \"{name}\" SET {setting} = '{value}';" for setting, value in self._role_settings)
+        )
 
     async def _refuse_if_unsafe(self) -> None:
         """SetupError (grade nothing) when a submission's role could become or act as the admin."""
         user = self.admin_url.username or ""
         if _NAME.match(user):
-            raise SetupError(f"The grading server's admin role {user!r} is named like a submission's role; "
-                             "give GRADING_DATABASE_URL an admin role of its own.")
+            raise SetupError(
+                f"The grading server's admin role {user!r} is named like a submission's role; "
+                "give GRADING_DATABASE_URL an admin role of its own."
+            )
         probe = f"{NAME_PREFIX}{self.pid}_9{secrets.randbelow(10**8):08d}"
         try:
             try:
@@ -524,29 +596,42 @@ class GradingDatabases:
                 # Not a superuser (an external server): the pinned settings cannot be set.
                 self._role_settings = self._settings(pinned=False)
                 await self._create_role(probe, secrets.token_urlsafe(18))
-                self.notes.append("the grading server's admin role is not a superuser: submissions' temp_file_limit "
-                                  "is not pinned")
-            row = await self._conn.fetchrow(
+                self.notes.append(
+                    "the grading server's admin role is not a superuser: submissions' temp_file_limit is not pinned"
+                )
+            row = await self._admin.fetchrow(
                 "SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls "
                 "AS powerful, array(SELECT b.rolname FROM pg_roles b WHERE b.rolname = ANY($2::text[]) "
                 "AND pg_has_role(r.oid, b.oid, 'MEMBER') ORDER BY 1) AS risky FROM pg_roles r WHERE r.rolname = $1",
-                probe, list(RISKY_ROLES))
+                probe,
+                list(RISKY_ROLES),
+            )
         finally:
             with contextlib.suppress(*_GRADER_SIDE):
-                await self._conn.execute(f'DROP ROLE IF EXISTS "{probe}"')
+                await self._admin.execute(f'DROP ROLE IF EXISTS "{probe}"')
+        assert row is not None  # the probe role existed when it was read
         if row["powerful"] or row["risky"]:
-            what = "a superuser or able to create roles or databases" if row["powerful"] else \
-                "a member of " + ", ".join(row["risky"])
-            raise SetupError(f"Refusing to grade: a submission's role on the grading server would be {what}; "
-                             "fix that server's roles (e.g. role memberships granted to every new role) or "
-                             f"unset {ENV_GRADING_URL} to use the bundled grading cluster.")
+            what = (
+                "a superuser or able to create roles or databases"
+                if row["powerful"]
+                else "a member of " + ", ".join(row["risky"])
+            )
+            raise SetupError(
+                f"Refusing to grade: a submission's role on the grading server would be {what}; "
+                "fix that server's roles (e.g. role memberships granted to every new role) or "
+                f"unset {ENV_GRADING_URL} to use the bundled grading cluster."
+            )
 
     # ------------------------------------------------------------------ templates and databases
     async def _end_backends_in(self, database: str) -> int:
         """End every other backend connected to `database` (nobody belongs in a template)."""
-        return len(await self._conn.fetch(
-            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()", database))
+        return len(
+            await self._admin.fetch(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+        )
 
     async def template_for(self, lesson: str) -> str:
         """The lesson's template: empty, IS_TEMPLATE and ALLOW_CONNECTIONS false, so no role
@@ -555,20 +640,22 @@ class GradingDatabases:
         if name in self._templates:
             return name
         async with self._lock:
-            row = await self._conn.fetchrow("SELECT datallowconn FROM pg_database WHERE datname = $1", name)
+            row = await self._admin.fetchrow("SELECT datallowconn FROM pg_database WHERE datname = $1", name)
             if row is not None and row["datallowconn"]:
                 # Made by an older grader, open to connections: it may hold what an intruder left.
                 logger.warning("grading template %s was open to connections: made again", name)
-                await self._conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false IS_TEMPLATE false')
-                await self._conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await self._admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false IS_TEMPLATE false')
+                await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 row = None
             if row is None:
                 try:
-                    await self._conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
-                                             "IS_TEMPLATE true ALLOW_CONNECTIONS false")
+                    await self._admin.execute(
+                        f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
+                        "IS_TEMPLATE true ALLOW_CONNECTIONS false"
+                    )
                 except asyncpg.DuplicateDatabaseError:
                     pass  # another grader on this cluster made it first
-                await self._conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
+                await self._admin.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
             self._templates.add(name)
         return name
 
@@ -592,7 +679,7 @@ class GradingDatabases:
         return SubmissionDatabase(name=name, role=name, url=urls.render(url))
 
     async def _clone(self, template: str, name: str) -> None:
-        conn = self._conn
+        conn = self._admin
         # FILE_COPY copies the template's few files (4.5 ms) instead of WAL-logging each of
         # their blocks (PostgreSQL 15+'s default: 9-11 ms, measured). It checkpoints first,
         # which costs nothing on our cluster (no fsync) but could stall a real server.
@@ -603,16 +690,19 @@ class GradingDatabases:
                 logger.warning("ended a connection inside template %s before cloning it", template)
             try:
                 # Closed until its privileges are right: a new database grants CONNECT to PUBLIC.
-                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"{strategy} '
-                                   "ALLOW_CONNECTIONS false")
+                await conn.execute(
+                    f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER "{name}"{strategy} ALLOW_CONNECTIONS false'
+                )
                 break
             except asyncpg.ObjectInUseError:  # "source database is being accessed by other users"
                 if attempt == CREATE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
-        await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
-                           f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}";'
-                           f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await conn.execute(
+            f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
+            f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}";'
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'
+        )
 
     def watchdog_events(self, name: str) -> list[str]:
         """What the watchdog ended for this submission, as sentences for its verdict."""
@@ -623,7 +713,7 @@ class GradingDatabases:
         gone; a query it left running would go on using the server until the drop). Through the
         creating connection: the dropping one may be queued behind checkpoints."""
         async with self._lock:
-            await end_role(self._conn, name)
+            await end_role(self._admin, name)
 
     async def drop(self, name: str) -> None:
         async with self._drop_lock:
@@ -631,9 +721,9 @@ class GradingDatabases:
             self.live.discard(name)
 
     async def _drop(self, name: str) -> None:
-        await end_role(self._drop_conn, name)  # before DROP ROLE, which would leave them running
-        await self._drop_conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await self._drop_conn.execute(f'DROP ROLE IF EXISTS "{name}"')
+        await end_role(self._dropper, name)  # before DROP ROLE, which would leave them running
+        await self._dropper.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await self._dropper.execute(f'DROP ROLE IF EXISTS "{name}"')
         if self.watchdog is not None and self.watchdog.cpu is not None:
             self.watchdog.cpu.remove(name)
 
@@ -643,7 +733,7 @@ class GradingDatabases:
 
     async def sweep_stale(self) -> list[str]:
         """Drop databases and roles left by graders that are no longer running."""
-        rows = await self._conn.fetch(
+        rows = await self._admin.fetch(
             "SELECT datname AS name FROM pg_database WHERE datname LIKE 'grade\\_%' "
             "UNION SELECT rolname FROM pg_roles WHERE rolname LIKE 'grade\\_%'"
         )
@@ -663,5 +753,5 @@ class GradingDatabases:
         return sorted(set(dropped))
 
     async def names(self) -> list[str]:
-        rows = await self._conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'grade\\_%'")
+        rows = await self._admin.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'grade\\_%'")
         return sorted(r["datname"] for r in rows)

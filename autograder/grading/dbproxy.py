@@ -52,8 +52,10 @@ class Upstream:
 
 
 def _error_response(message: str, code: str = "28000") -> bytes:
-    fields = b"".join(kind + value.encode() + b"\0" for kind, value in
-                      ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message)))
+    fields = b"".join(
+        kind + value.encode() + b"\0"
+        for kind, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message))
+    )
     body = fields + b"\0"
     return b"E" + struct.pack("!I", len(body) + 4) + body
 
@@ -62,7 +64,7 @@ def parse_startup(body: bytes) -> dict[str, str]:
     """The parameters of a protocol 3.0 startup message (after its length and version)."""
     parts = body.split(b"\0")
     params: dict[str, str] = {}
-    for key, value in zip(parts[0::2], parts[1::2]):
+    for key, value in zip(parts[0::2], parts[1::2], strict=False):
         if not key:
             break
         params[key.decode(errors="replace")] = value.decode(errors="replace")
@@ -79,7 +81,7 @@ class SubmissionProxy:
     database: str
     refused: list[str] = field(default_factory=list)  # what it turned away, for the verdict
     _server: asyncio.AbstractServer | None = None
-    _relays: set[asyncio.Task] = field(default_factory=set)
+    _relays: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def socket_path(self) -> Path:
@@ -142,8 +144,11 @@ class SubmissionProxy:
         if code != PROTOCOL_3 or role != self.role or database != self.database or params.get("replication"):
             what = f"role {role!r} on database {database!r}" if code == PROTOCOL_3 else f"protocol {code}"
             self.refused.append(what)
-            writer.write(_error_response(
-                f"the grader lets this submission reach its own database only, as its own role; refused: {what}"))
+            writer.write(
+                _error_response(
+                    f"the grader lets this submission reach its own database only, as its own role; refused: {what}"
+                )
+            )
             await writer.drain()
             return
         up_reader, up_writer = await self.upstream.open()

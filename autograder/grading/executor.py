@@ -41,7 +41,7 @@ MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 # All the replies of one notebook: past this, a cell keeps a note and its last error only.
 # The runner's budget keeps an honest notebook far below; this holds for one that defeats it.
 NOTEBOOK_OUTPUT_BYTES = 4 * 1024 * 1024
-_RECEIVED: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()  # bytes per pipe
+_RECEIVED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # bytes per pipe
 
 _CONTEXT = None
 _CONTEXT_LOCK = threading.Lock()
@@ -51,33 +51,14 @@ _WARMING: threading.Thread | None = None
 PROCESS_NAME = "autograder-submission"
 
 
-def _without_main(get_preparation_data):
-    """Our children run a function of this package: they never need the caller's __main__.
-
-    multiprocessing re-imports the parent's main script in every child it starts
-    (and on 3.11 the fork server's own preload of "__main__" is silently dropped),
-    which costs from 10 ms (the CLI) to seconds (a script or pytest) per submission.
-    """
-    def prepared(name):
-        data = get_preparation_data(name)
-        if name.startswith(PROCESS_NAME):
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    prepared.__wrapped__ = get_preparation_data
-    return prepared
-
-
 def _context():
     """A forkserver whose server process imported the heavy modules once."""
     global _CONTEXT
     with _CONTEXT_LOCK:
         if _CONTEXT is None:
-            import multiprocessing.spawn as spawn
+            from autograder.grading import speedups
 
-            if not hasattr(spawn.get_preparation_data, "__wrapped__"):
-                spawn.get_preparation_data = _without_main(spawn.get_preparation_data)
+            speedups.apply("submissions_skip_main")  # our children never need the caller's __main__
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["autograder.grading.preload"])
             _start_fork_server()
@@ -96,10 +77,12 @@ def _start_fork_server() -> None:
     thread that makes the context: the CLI's main thread, before its other threads exist)."""
     from multiprocessing import forkserver
 
+    from autograder.grading import speedups
+
     saved = dict(os.environ)
     try:
         os.environ.clear()
-        os.environ.update(sandbox.submission_environment({}))
+        os.environ.update(sandbox.submission_environment(speedups.fork_server_environment()))
         forkserver.ensure_running()
     finally:
         os.environ.clear()
@@ -175,13 +158,14 @@ def _child_main(conn, job: JobSpec) -> None:
         fd = conn.fileno()
         read, write, length, join, from_bytes, view = os.read, os.write, len, b"".join, int.from_bytes, memoryview
         unencodable, say = (TypeError, ValueError, RecursionError), BaseException.__str__
-        scan = json.decoder.JSONDecoder().scan_once  # the C scanner: no Python code of json's runs
-        encoder = json.encoder.c_make_encoder
+        scan = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not declared; the C scanner: no Python code of json's runs
+        encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]  # None without the C accelerator
         if encoder is None or not callable(scan) or type(scan).__module__ != "_json":
             raise RuntimeError("the C JSON codec is needed to answer without trusting Python code")
         # object.__repr__ for anything that is not JSON: it runs no code of the object's class.
-        encode = encoder(None, object.__repr__, json.encoder.encode_basestring_ascii, None, ": ", ", ",
-                         False, False, True)
+        encode = encoder(
+            None, object.__repr__, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True
+        )
         _send(conn, {"ready": True, "on": applied.on, "off": applied.off})
         while True:
             header = b""
@@ -199,13 +183,23 @@ def _child_main(conn, job: JobSpec) -> None:
                 chunks.append(chunk)
                 remaining -= length(chunk)
             message = scan(join(chunks).decode(), 0)[0]
-            chunks = chunk = None  # the raw message holds the test's source, hidden tests included
+            del chunks, chunk  # the raw message holds the test's source, hidden tests included
             if message.get("done") is True:
                 reply = {"bye": message.get("nonce")}
             elif run.__code__ is not run_code:
-                reply = {"status": "tampered", "execution_count": None, "outputs": [
-                    {"output_type": "error", "ename": "Tampering", "evalue": "the submission changed the grader's "
-                     "runner. This test and every later one score zero.", "traceback": ["Tampering: the runner"]}]}
+                reply = {
+                    "status": "tampered",
+                    "execution_count": None,
+                    "outputs": [
+                        {
+                            "output_type": "error",
+                            "ename": "Tampering",
+                            "evalue": "the submission changed the grader's "
+                            "runner. This test and every later one score zero.",
+                            "traceback": ["Tampering: the runner"],
+                        }
+                    ],
+                }
             else:
                 # Popped, so no frame above the test (this one) holds its source while it runs.
                 reply = run(runner, message.pop("source", ""), message.get("graded") is True, guard)
@@ -214,15 +208,28 @@ def _child_main(conn, job: JobSpec) -> None:
             try:
                 payload = "".join(encode(reply, 0)).encode()
             except unencodable as exc:
-                payload = "".join(encode({"cell": message.get("cell"), "nonce": message.get("nonce"),
-                                          "status": "error", "execution_count": None,
-                                          "outputs": [{"output_type": "error", "ename": "OutputError",
-                                                       "evalue": "the cell's output could not be recorded: "
-                                                                 + say(exc),
-                                                       "traceback": []}]}, 0)).encode()
+                payload = "".join(
+                    encode(
+                        {
+                            "cell": message.get("cell"),
+                            "nonce": message.get("nonce"),
+                            "status": "error",
+                            "execution_count": None,
+                            "outputs": [
+                                {
+                                    "output_type": "error",
+                                    "ename": "OutputError",
+                                    "evalue": "the cell's output could not be recorded: " + say(exc),
+                                    "traceback": [],
+                                }
+                            ],
+                        },
+                        0,
+                    )
+                ).encode()
             data = view(length(payload).to_bytes(4, "big") + payload)
             while length(data):
-                data = data[write(fd, data):]
+                data = data[write(fd, data) :]
             if "bye" in reply:
                 break
     except:  # noqa: E722 - the parent reports it from the exit status; no name looked up here
@@ -244,8 +251,12 @@ def _describe_exit(process) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        hint = {"SIGSEGV": " (a segmentation fault)", "SIGKILL": " (killed: out of memory or a limit)",
-                "SIGXCPU": " (CPU time limit)", "SIGXFSZ": " (file size limit)"}.get(name, "")
+        hint = {
+            "SIGSEGV": " (a segmentation fault)",
+            "SIGKILL": " (killed: out of memory or a limit)",
+            "SIGXCPU": " (CPU time limit)",
+            "SIGXFSZ": " (file size limit)",
+        }.get(name, "")
         return f"the process was ended by {name}{hint}"
     return f"the process exited with status {code}"
 
@@ -255,7 +266,7 @@ class Executor:
 
     def __init__(self, deadlines: Deadlines | None = None):
         self.deadlines = deadlines or Deadlines()
-        self._live: set = set()
+        self._live: set[Any] = set()
         self._live_lock = threading.Lock()
 
     def kill_all(self) -> None:
@@ -263,11 +274,7 @@ class Executor:
         with self._live_lock:
             live = list(self._live)
         for process in live:
-            for target in (lambda: os.killpg(process.pid, signal.SIGKILL), lambda: os.kill(process.pid, signal.SIGKILL)):
-                try:
-                    target()
-                except (ProcessLookupError, PermissionError, TypeError):
-                    pass
+            _kill_group(process.pid)
 
     @staticmethod
     def warm_up() -> None:
@@ -301,7 +308,6 @@ class Executor:
             self._live.add(process)
         child_conn.close()
         deadline = started + job.deadlines.notebook
-        current: int | None = None
         try:
             ready = self._receive(parent_conn, process, min(deadline, started + job.deadlines.startup))
             if ready is None or not ready.get("ready"):
@@ -318,14 +324,19 @@ class Executor:
             # before the real one is sent.
             unconfirmed: int | None = None
             for position, (index, source) in enumerate(code_cells):
-                current = index
                 if parent_conn.poll(0):
-                    self._stop_for(result, code_cells[position:], "protocol-error",
-                                   "the grading process sent a message nobody asked for", unconfirmed)
+                    self._stop_for(
+                        result,
+                        code_cells[position:],
+                        "protocol-error",
+                        "the grading process sent a message nobody asked for",
+                        unconfirmed,
+                    )
                     return result
                 nonce = secrets.token_hex(8)
-                _send(parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells,
-                                    "nonce": nonce})
+                _send(
+                    parent_conn, {"cell": index, "source": source, "graded": index in job.graded_cells, "nonce": nonce}
+                )
                 sent = time.monotonic()
                 cell_deadline = min(deadline, sent + job.deadlines.cell + job.deadlines.grace)
                 reply = self._receive(parent_conn, process, cell_deadline)
@@ -345,18 +356,30 @@ class Executor:
                         detail = _describe_exit(process) + " while running this cell"
                         self._stop_for(result, code_cells[position:], "crashed", detail, unconfirmed, "KernelDied")
                     return result
-                if (reply.get("cell") != index or reply.get("nonce") != nonce
-                        or not isinstance(reply.get("outputs"), list)):
-                    self._stop_for(result, code_cells[position:], "protocol-error",
-                                   "the grading process sent an unexpected message", unconfirmed, "GraderError")
+                if (
+                    reply.get("cell") != index
+                    or reply.get("nonce") != nonce
+                    or not isinstance(reply.get("outputs"), list)
+                ):
+                    self._stop_for(
+                        result,
+                        code_cells[position:],
+                        "protocol-error",
+                        "the grading process sent an unexpected message",
+                        unconfirmed,
+                        "GraderError",
+                    )
                     return result
                 unconfirmed = None  # the previous test cell's process answered again: it stands
-                result.cells[index] = {"execution_count": reply.get("execution_count"),
-                                       "outputs": reply["outputs"], "seconds": time.monotonic() - sent}
+                result.cells[index] = {
+                    "execution_count": reply.get("execution_count"),
+                    "outputs": reply["outputs"],
+                    "seconds": time.monotonic() - sent,
+                }
                 if reply.get("status") == "tampered":
                     result.ended = "tampering"
                     result.detail = "the submission changed the grader or the check library"
-                    self._not_run(result, code_cells[position + 1:], "the submission tampered with the grader")
+                    self._not_run(result, code_cells[position + 1 :], "the submission tampered with the grader")
                     return result
                 if reply.get("status") == "timeout":
                     result.ended = "cell-timeout"
@@ -379,8 +402,15 @@ class Executor:
                 self._live.discard(process)
             parent_conn.close()
 
-    def _stop_for(self, result: Execution, rest: list[tuple[int, str]], ended: str, detail: str,
-                  unconfirmed: int | None, ename: str | None = None) -> None:
+    def _stop_for(
+        self,
+        result: Execution,
+        rest: list[tuple[int, str]],
+        ended: str,
+        detail: str,
+        unconfirmed: int | None,
+        ename: str | None = None,
+    ) -> None:
         """End the run at the first of `rest`: it gets the error, the others "not run"."""
         result.ended = ended
         result.detail = detail
@@ -392,8 +422,10 @@ class Executor:
 
     @staticmethod
     def _void(result: Execution, index: int, why: str) -> None:
-        result.cells[index] = {"execution_count": None, "outputs": [
-            _error("Unconfirmed", f"this test's result cannot be trusted: {why}")]}
+        result.cells[index] = {
+            "execution_count": None,
+            "outputs": [_error("Unconfirmed", f"this test's result cannot be trusted: {why}")],
+        }
 
     @staticmethod
     def _not_run(result: Execution, cells: list[tuple[int, str]], why: str) -> None:
@@ -438,13 +470,7 @@ class Executor:
 
     @staticmethod
     def _kill(process) -> None:
-        pid = process.pid
-        if pid is not None:
-            for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-                try:
-                    target()
-                except (ProcessLookupError, PermissionError):
-                    pass
+        _kill_group(process.pid)
         process.join(timeout=5)
         try:
             process.close()
@@ -452,12 +478,20 @@ class Executor:
             pass
 
 
+def _kill_group(pid: int | None) -> None:
+    """SIGKILL the child's process group, and the child itself (in case it has not made its group
+    yet); a child that has not started (no pid) or is already gone is nothing to kill."""
+    if pid is None:
+        return
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _noop() -> None:
     pass
-
-
-def code_cells(nb) -> list[tuple[int, str]]:
-    return [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
 
 def apply_execution(nb, execution: Execution) -> None:

@@ -25,15 +25,17 @@ def gradescope(result: SubmissionResult) -> dict[str, Any]:
     redact_texts(result)  # the last filter, again: a result can be changed after it was made
     tests = []
     for number, test in enumerate(result.tests, start=1):
-        tests.append({
-            "name": test.name,
-            "number": str(number),
-            "score": test.score,
-            "max_score": test.max_score,
-            "status": "passed" if test.status == "pass" else "failed",
-            "output": test.message or ("Passed." if test.status == "pass" else ""),
-            "visibility": "visible",
-        })
+        tests.append(
+            {
+                "name": test.name,
+                "number": str(number),
+                "score": test.score,
+                "max_score": test.max_score,
+                "status": "passed" if test.status == "pass" else "failed",
+                "output": test.message or ("Passed." if test.status == "pass" else ""),
+                "visibility": "visible",
+            }
+        )
     return {
         "score": result.score,
         "execution_time": round(result.execution_time, 3),
@@ -73,6 +75,15 @@ def scores_csv(results: list[SubmissionResult]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for r in sorted(results, key=lambda r: (r.lesson, r.student)):
-        writer.writerow({"student": r.student, "lesson": r.lesson, "score": r.score, "max_score": r.max_score,
-                         "status": r.status, "verdict": r.verdict, "execution_time": round(r.execution_time, 3)})
+        writer.writerow(
+            {
+                "student": r.student,
+                "lesson": r.lesson,
+                "score": r.score,
+                "max_score": r.max_score,
+                "status": r.status,
+                "verdict": r.verdict,
+                "execution_time": round(r.execution_time, 3),
+            }
+        )
     return buffer.getvalue()

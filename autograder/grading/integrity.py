@@ -63,38 +63,89 @@ import itertools
 import operator
 import sys
 import types
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Modules the checks and the runner depend on: replacing anything in them can fake a verdict.
 WATCHED_PREFIXES = (
-    "autograder", "asyncpg", "httpx", "IPython.core", "sqlalchemy.engine", "sqlalchemy.event",
-    "sqlalchemy.ext.asyncio", "sqlalchemy.orm.session", "sqlalchemy.orm.events", "sqlalchemy.pool",
-    "starlette.testclient", "asgi_lifespan", "inspect", "traceback", "linecache", "signal",
+    "autograder",
+    "asyncpg",
+    "httpx",
+    "IPython.core",
+    "sqlalchemy.engine",
+    "sqlalchemy.event",
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.orm.session",
+    "sqlalchemy.orm.events",
+    "sqlalchemy.pool",
+    "starlette.testclient",
+    "asgi_lifespan",
+    "inspect",
+    "traceback",
+    "linecache",
+    "signal",
     # the standard library the checks compute their verdicts with
-    "json", "re", "time", "functools", "operator", "itertools", "collections", "contextlib",
-    "dataclasses", "decimal", "urllib.parse", "ast", "codeop",
+    "json",
+    "re",
+    "time",
+    "functools",
+    "operator",
+    "itertools",
+    "collections",
+    "contextlib",
+    "dataclasses",
+    "decimal",
+    "urllib.parse",
+    "ast",
+    "codeop",
 )
 ALWAYS = ("builtins", "asyncio", "asyncio.events", "asyncio.tasks", "sys", "os")
 # The SQLAlchemy names the checks import when they run (`from sqlalchemy import select, func,
 # inspect, text`...): these modules' names and the functions they lead to, not their classes.
 # All of SQLAlchemy would triple the check's time (measured: 8.6 -> 26.9 ms a check), and its
 # classes grow attributes as they are first used (`_generated_cache_key_traversal`).
-NAMES_ONLY = ("sqlalchemy", "sqlalchemy.orm", "sqlalchemy.sql", "sqlalchemy.exc", "sqlalchemy.util",
-              "sqlalchemy.inspection", "sqlalchemy.sql.expression", "sqlalchemy.sql.functions", "sqlalchemy.orm.exc")
+NAMES_ONLY = (
+    "sqlalchemy",
+    "sqlalchemy.orm",
+    "sqlalchemy.sql",
+    "sqlalchemy.exc",
+    "sqlalchemy.util",
+    "sqlalchemy.inspection",
+    "sqlalchemy.sql.expression",
+    "sqlalchemy.sql.functions",
+    "sqlalchemy.orm.exc",
+)
 # What IPython sets and restores around every cell (sys.displayhook; exit and quit, hidden while a
 # cell runs): not the grader's to pin, and a cell stopped by its deadline leaves them as they were.
-_UNWATCHED = {"sys": ("displayhook", "excepthook", "breakpointhook", "unraisablehook"),
-              "builtins": ("exit", "quit", "get_ipython", "display")}
+_UNWATCHED = {
+    "sys": ("displayhook", "excepthook", "breakpointhook", "unraisablehook"),
+    "builtins": ("exit", "quit", "get_ipython", "display"),
+}
 
 # Behaviour lives in callables, classes, modules and descriptors; module-level data (caches,
 # counters, the current event loop policy, sys.stdout) changes legitimately.
-_DESCRIPTORS = (types.ModuleType, property, staticmethod, classmethod, types.GetSetDescriptorType,
-                types.MemberDescriptorType)
+_DESCRIPTORS = (
+    types.ModuleType,
+    property,
+    staticmethod,
+    classmethod,
+    types.GetSetDescriptorType,
+    types.MemberDescriptorType,
+)
 _LRU_CACHE_WRAPPER = type(functools.lru_cache()(len))
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: builtin and most C types cannot be changed
 _MRO = type.__dict__["__mro__"].__get__  # reads the class's own MRO, whatever its metaclass says
-_ATTRIBUTE_NAMES = ("__mro__", "__dict__", "__code__", "__defaults__", "__kwdefaults__", "cell_contents", "func",
-                    "args", "keywords")
+_ATTRIBUTE_NAMES = (
+    "__mro__",
+    "__dict__",
+    "__code__",
+    "__defaults__",
+    "__kwdefaults__",
+    "cell_contents",
+    "func",
+    "args",
+    "keywords",
+)
 _WHAT_CHANGED = {
     "__mro__": "the base classes of {} were changed",
     "__dict__": "the namespace of {} was replaced",
@@ -120,9 +171,13 @@ def _is_behaviour(value: Any) -> bool:
 
 def _methods(cls: type) -> set[str]:
     """Names a method of `cls` (or of a base) answers to: an instance attribute must not shadow them."""
-    return {name for klass in cls.__mro__[:-1] for name, value in vars(klass).items()
-            if isinstance(value, (types.FunctionType, staticmethod, classmethod))
-            or (callable(value) and not isinstance(value, type))}
+    return {
+        name
+        for klass in cls.__mro__[:-1]
+        for name, value in vars(klass).items()
+        if isinstance(value, (types.FunctionType, staticmethod, classmethod))
+        or (callable(value) and not isinstance(value, type))
+    }
 
 
 class _Records:
@@ -131,13 +186,13 @@ class _Records:
     def __init__(self) -> None:
         self.typed: list[tuple[Any, type, str]] = []  # objects whose class must stay the same
         self.entries: list[tuple[Any, str, Any, str]] = []  # (mapping, key, value, label)
-        self.classes: list[tuple[Any, int, frozenset, str]] = []  # (class __dict__, size, keys, label)
+        self.classes: list[tuple[Any, int, frozenset[Any], str]] = []  # (class __dict__, size, keys, label)
         self.attributes: dict[str, list[tuple[Any, Any, str]]] = {name: [] for name in _ATTRIBUTE_NAMES}
-        self.instances: list[tuple[Any, frozenset, tuple, tuple, str]] = []
+        self.instances: list[tuple[Any, frozenset[str], tuple[Any, ...], tuple[Any, ...], str]] = []
         self._seen_functions: set[int] = set()
         self._seen_classes: set[int] = set()
-        self._frozen: tuple | None = None
-        self._labelled: tuple | None = None
+        self._frozen: tuple[Any, ...] | None = None
+        self._labelled: tuple[Any, ...] | None = None
 
     # -- what is recorded
 
@@ -164,7 +219,7 @@ class _Records:
             label = f"{getattr(klass, '__module__', '?')}.{getattr(klass, '__qualname__', klass.__name__)}"
             if "__slotnames__" not in klass.__dict__:  # copy/pickle cache it on first use: cache it now
                 try:
-                    copyreg._slotnames(klass)
+                    copyreg._slotnames(klass)  # type: ignore[attr-defined]  # private: what copy and pickle call
                 except Exception:  # noqa: BLE001 - a class that cannot say: it is left as it is
                     pass
             proxy = klass.__dict__
@@ -208,7 +263,7 @@ class _Records:
                 self.attributes["cell_contents"].append((cell, contents, label))
                 self.behaviour(contents, label)
 
-    def items(self, mapping: dict, label: str, what: str) -> None:
+    def items(self, mapping: dict[Any, Any], label: str, what: str) -> None:
         """Every item of a small dict that can be edited in place rather than replaced."""
         for key, value in mapping.items():
             self.entries.append((mapping, key, value, f"the {what} {key} of {label}"))
@@ -225,40 +280,60 @@ class _Records:
         attributes = object.__getattribute__(obj, "__dict__")
         methods, pinned = _methods(cls), set(pinned)
         kept = [name for name in attributes if name in methods or name in pinned]
-        self.instances.append((obj, frozenset((methods | set(forbidden)) - set(attributes)), tuple(kept),
-                               tuple(attributes[name] for name in kept), label))
+        self.instances.append(
+            (
+                obj,
+                frozenset((methods | set(forbidden)) - set(attributes)),
+                tuple(kept),
+                tuple(attributes[name] for name in kept),
+                label,
+            )
+        )
 
     def entry(self, mapping: Any, key: str, label: str) -> None:
         self.entries.append((mapping, key, mapping[key], label))
 
     # -- the immutable form
 
-    def freeze(self) -> tuple:
+    def freeze(self) -> tuple[Any, ...]:
         """Plain tuples only: nothing a submission can rebind or clear, nothing it can free.
         Made once: the child reuses the fork server's."""
         if self._frozen is None:
             self._frozen = self._freeze()
         return self._frozen
 
-    def labelled(self) -> tuple:
+    def labelled(self) -> tuple[Any, ...]:
         """The same records with their labels, as tuples, for `describe` (made once too)."""
         if self._labelled is None:
-            self._labelled = (tuple(self.typed), tuple(self.classes), tuple(self.entries),
-                              tuple((name, tuple(group)) for name, group in self.attributes.items() if group),
-                              tuple(self.instances))
+            self._labelled = (
+                tuple(self.typed),
+                tuple(self.classes),
+                tuple(self.entries),
+                tuple((name, tuple(group)) for name, group in self.attributes.items() if group),
+                tuple(self.instances),
+            )
         return self._labelled
 
-    def _freeze(self) -> tuple:
+    def _freeze(self) -> tuple[Any, ...]:
         typed = tuple(self.typed)
         entries = tuple(self.entries)
-        attributes = tuple((_MRO if name == "__mro__" else operator.attrgetter(name),
-                            tuple(o for o, _, _ in group), tuple(v for _, v, _ in group))
-                           for name, group in self.attributes.items() if group)
+        attributes = tuple(
+            (
+                _MRO if name == "__mro__" else operator.attrgetter(name),
+                tuple(o for o, _, _ in group),
+                tuple(v for _, v, _ in group),
+            )
+            for name, group in self.attributes.items()
+            if group
+        )
         return (
-            tuple(o for o, _, _ in typed), tuple(t for _, t, _ in typed),
-            tuple(m for m, _, _, _ in entries), tuple(k for _, k, _, _ in entries),
+            tuple(o for o, _, _ in typed),
+            tuple(t for _, t, _ in typed),
+            tuple(m for m, _, _, _ in entries),
+            tuple(k for _, k, _, _ in entries),
             tuple(v for _, _, v, _ in entries),
-            tuple(p for p, _, _, _ in self.classes), tuple(n for _, n, _, _ in self.classes),
+            tuple(p for p, _, _, _ in self.classes),
+            tuple(n for _, n, _, _ in self.classes),
             attributes,
             tuple((o, f, n, v) for o, f, n, v, _ in self.instances),
         )
@@ -266,12 +341,30 @@ class _Records:
 
 # What `unchanged` calls, taken now: a submission rebinding builtins.all or operator.is_ later
 # changes nothing here.
-_TOOLS = (sys.gettrace, sys.getprofile, all, map, operator.is_, operator.eq, operator.getitem, type, len,
-          itertools.repeat, object.__getattribute__, frozenset.isdisjoint, str, dict, callable, id, _MISSING)
+_TOOLS = (
+    sys.gettrace,
+    sys.getprofile,
+    all,
+    map,
+    operator.is_,
+    operator.eq,
+    operator.getitem,
+    type,
+    len,
+    itertools.repeat,
+    object.__getattribute__,
+    frozenset.isdisjoint,
+    str,
+    dict,
+    callable,
+    id,
+    _MISSING,
+)
 
 
-def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: Any = None,
-              whole: bool = True) -> bool:
+def unchanged(
+    state: tuple[Any, ...], namespace: Any = None, names: tuple[Any, ...] = (), bindings: Any = None, whole: bool = True
+) -> bool:
     """True when nothing recorded was replaced (`whole`) and, with `namespace`, no name in
     `names` rebound: one bound to a grader's object (see `remember`) must still be, and a
     builtin's name must not be taken by another callable.
@@ -281,15 +374,35 @@ def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: 
     with exact-str keys, `type()`, the class's own `__mro__` and `__dict__` slots).
     Anything raised — a deleted key, an emptied cell — counts as a change.
     """
-    ((gettrace, getprofile, all_, map_, is_, eq, getitem, type_, len_, repeat, generic_getattr, isdisjoint,
-      str_, dict_, callable_, _, missing), chunks) = state
+    (
+        (
+            gettrace,
+            getprofile,
+            all_,
+            map_,
+            is_,
+            eq,
+            getitem,
+            type_,
+            len_,
+            repeat,
+            generic_getattr,
+            isdisjoint,
+            str_,
+            dict_,
+            callable_,
+            _,
+            missing,
+        ),
+        chunks,
+    ) = state
     try:
         if whole and (gettrace() is not None or getprofile() is not None):
             return False
         # The fork server's records, then the child's (see `watching`). In each, classes come
         # first: what follows reads attributes, and a class swapped under an object could
         # answer those reads with code of its own.
-        for (typed, types_, mappings, keys, values, proxies, sizes, attributes, instances) in chunks if whole else ():
+        for typed, types_, mappings, keys, values, proxies, sizes, attributes, instances in chunks if whole else ():
             if not all_(map_(is_, map_(type_, typed), types_)) or not all_(map_(eq, map_(len_, proxies), sizes)):
                 return False
             if not all_(map_(is_, map_(getitem, mappings, keys), values)):
@@ -299,8 +412,7 @@ def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: 
                     return False
             for instance, forbidden, pinned_names, pinned in instances:
                 attributes_of = generic_getattr(instance, "__dict__")
-                if type_(attributes_of) is not dict_ or not all_(map_(is_, map_(type_, attributes_of),
-                                                                      repeat(str_))):
+                if type_(attributes_of) is not dict_ or not all_(map_(is_, map_(type_, attributes_of), repeat(str_))):
                     return False
                 if not isdisjoint(forbidden, attributes_of):
                     return False
@@ -332,7 +444,7 @@ def unchanged(state: tuple, namespace: Any = None, names: tuple = (), bindings: 
         return False
 
 
-def remember(state: tuple, namespace: dict, bindings: tuple) -> None:
+def remember(state: tuple[Any, ...], namespace: dict[str, Any], bindings: tuple[Any, ...]) -> None:
     """After a cell: note the names bound to the grader's objects (`from autograder.teaching
     import require_that`), so a later rebinding of one that a test uses is caught."""
     (_, _, all_, map_, is_, _, _, type_, _, repeat, _, _, str_, dict_, _, id_, _), _ = state
@@ -353,7 +465,9 @@ class Baseline:
     def __init__(self, _chunks: tuple[_Records, ...] | None = None) -> None:
         if _chunks is None:
             records = _Records()
-            for name, module in sorted(sys.modules.items()):
+            # sys.modules may hold what is not a module (None blocks an import)
+            loaded: Iterable[tuple[str, object]] = sorted(sys.modules.items())
+            for name, module in loaded:
                 if isinstance(module, types.ModuleType) and _watched(name):
                     records.module(name, module)
                 elif isinstance(module, types.ModuleType) and name in NAMES_ONLY:
@@ -365,7 +479,9 @@ class Baseline:
         self._labelled = tuple(records.labelled() for records in _chunks)
         self.size = sum(len(records.entries) for records in _chunks)
 
-    def watching(self, *, instances: Iterable[tuple] = (), entries: Iterable[tuple[Any, str, str]] = ()) -> "Baseline":
+    def watching(
+        self, *, instances: Iterable[tuple[Any, ...]] = (), entries: Iterable[tuple[Any, str, str]] = ()
+    ) -> Baseline:
         """A baseline that also watches the grader's live objects, made in the child before any
         submission code runs: `instances` are (object, label[, attributes to keep[, attribute
         names that must not appear]]), `entries` (mapping, key, label) whose value is kept.
@@ -381,7 +497,9 @@ class Baseline:
         watching._grader_ids = self._grader_ids
         return watching
 
-    def bindings(self, namespace: dict) -> tuple[dict, dict, frozenset[int], dict]:
+    def bindings(
+        self, namespace: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], frozenset[int], dict[str, Any]]:
         """The state `remember()` fills and `unchanged()` reads for a notebook's namespace: the
         names bound to the grader's objects now (IPython's `get_ipython`, `exit`...), the builtins
         as they are now (a test calling `len` must get the builtin), the ids of every recorded
@@ -397,26 +515,39 @@ class Baseline:
         """The ids of every function whose code is recorded (kept alive by the records)."""
         return {id(function) for records in self._chunks for function, _, _ in records.attributes["__code__"]}
 
-    def guard(self) -> tuple:
+    def guard(self) -> tuple[Any, ...]:
         """What the runner checks with, as one tuple taken before any submission code runs:
         the check and its code (compared before each call), `remember` and its code, the
         state, and what names the changes once the check failed (bound to this baseline's
         records now; it is trusted for the message only, never for the verdict)."""
-        return (unchanged, unchanged.__code__, remember, remember.__code__, self.state,
-                functools.partial(describe, self._labelled))
+        return (
+            unchanged,
+            unchanged.__code__,
+            remember,
+            remember.__code__,
+            self.state,
+            functools.partial(describe, self._labelled),
+        )
 
-    def changes(self, namespace: Any = None, names: tuple = (), bindings: Any = None, limit: int = 5) -> list[str]:
+    def changes(
+        self, namespace: Any = None, names: tuple[Any, ...] = (), bindings: Any = None, limit: int = 5
+    ) -> list[str]:
         """What was replaced since the baseline, named (empty when nothing was)."""
         if unchanged(self.state, namespace, names, bindings, True):
             return []
         return describe(self._labelled, namespace, names, bindings, limit)
 
-    def _find(self, namespace: Any = None, names: tuple = (), bindings: Any = None) -> list[str]:
+    def _find(self, namespace: Any = None, names: tuple[Any, ...] = (), bindings: Any = None) -> list[str]:
         return _find(self._labelled, namespace, names, bindings)
 
 
-def describe(chunks: tuple[tuple, ...], namespace: Any = None, names: tuple = (), bindings: Any = None,
-             limit: int = 5) -> list[str]:
+def describe(
+    chunks: tuple[tuple[Any, ...], ...],
+    namespace: Any = None,
+    names: tuple[Any, ...] = (),
+    bindings: Any = None,
+    limit: int = 5,
+) -> list[str]:
     """The changes `unchanged` saw, named, and never empty: it is only asked once something was."""
     try:
         found = _find(chunks, namespace, names, bindings)
@@ -425,7 +556,7 @@ def describe(chunks: tuple[tuple, ...], namespace: Any = None, names: tuple = ()
     return found[:limit] or ["the grader's state was changed"]
 
 
-def _find(chunks: tuple[tuple, ...], namespace: Any, names: tuple, bindings: Any) -> list[str]:
+def _find(chunks: tuple[tuple[Any, ...], ...], namespace: Any, names: tuple[Any, ...], bindings: Any) -> list[str]:
     """Every record compared one by one (the slow path: it may use anything)."""
     found: list[str] = []
     if sys.gettrace() is not None:
@@ -437,7 +568,13 @@ def _find(chunks: tuple[tuple, ...], namespace: Any, names: tuple, bindings: Any
     return found + _describe_names(namespace, names, bindings)
 
 
-def _describe_records(typed: tuple, classes: tuple, entries: tuple, attributes: tuple, instances: tuple) -> list[str]:
+def _describe_records(
+    typed: tuple[Any, ...],
+    classes: tuple[Any, ...],
+    entries: tuple[Any, ...],
+    attributes: tuple[Any, ...],
+    instances: tuple[Any, ...],
+) -> list[str]:
     found: list[str] = []
     for obj, cls, label in typed:
         if type(obj) is not cls:
@@ -458,26 +595,29 @@ def _describe_records(typed: tuple, classes: tuple, entries: tuple, attributes: 
         for obj, value, label in group:
             try:
                 now = read(obj)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - an attribute the submission made unreadable counts as changed
                 now = _MISSING
             if now is not value:
                 found.append(_WHAT_CHANGED[name].format(label))
     for obj, forbidden, pinned_names, pinned, label in instances:
         try:
-            attributes = object.__getattribute__(obj, "__dict__")
-        except Exception:  # noqa: BLE001
+            own: Any = object.__getattribute__(obj, "__dict__")
+        except Exception:  # noqa: BLE001 - whatever the submission made __dict__ raise is reported
             found.append(f"the {label}'s attributes cannot be read")
             continue
-        if type(attributes) is not dict or not all(type(key) is str for key in list(attributes)):
+        if type(own) is not dict or not all(type(key) is str for key in list(own)):
             found.append(f"the {label} was given an attribute that is not a name")
             continue
-        found += [f"the {label}'s {key} was overridden" for key in attributes if key in forbidden]
-        found += [f"the {label}'s {key} was replaced" for key, value in zip(pinned_names, pinned)
-                  if attributes.get(key, _MISSING) is not value]
+        found += [f"the {label}'s {key} was overridden" for key in own if key in forbidden]
+        found += [
+            f"the {label}'s {key} was replaced"
+            for key, value in zip(pinned_names, pinned, strict=True)
+            if own.get(key, _MISSING) is not value
+        ]
     return found
 
 
-def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
+def _describe_names(namespace: Any, names: tuple[Any, ...], bindings: Any) -> list[str]:
     found: list[str] = []
     if not isinstance(namespace, dict) or bindings is None:
         return found
@@ -489,8 +629,11 @@ def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
         if value is _MISSING:
             now = live_builtins.get(name, _MISSING)
             if now is not _MISSING and now is not builtin_names.get(name, _MISSING):
-                found.append(f"the built-in {name}, which this test uses, was "
-                             + ("added" if name not in builtin_names else "replaced") + " by the submission")
+                found.append(
+                    f"the built-in {name}, which this test uses, was "
+                    + ("added" if name not in builtin_names else "replaced")
+                    + " by the submission"
+                )
             continue
         if name in grader_names:
             if value is not grader_names[name]:
@@ -500,9 +643,16 @@ def _describe_names(namespace: Any, names: tuple, bindings: Any) -> list[str]:
     return found
 
 
-def _refuse(event: str, args: tuple, protected: frozenset = frozenset(), setattr_event: str = "object.__setattr__",
-            add_hook_event: str = "sys.addaudithook", contains: Any = frozenset.__contains__, id_: Any = id,
-            error: Any = PermissionError) -> None:
+def _refuse(
+    event: str,
+    args: tuple[Any, ...],
+    protected: frozenset[int] = frozenset(),
+    setattr_event: str = "object.__setattr__",
+    add_hook_event: str = "sys.addaudithook",
+    contains: Any = frozenset.__contains__,
+    id_: Any = id,
+    error: Any = PermissionError,
+) -> None:
     """An audit hook: the interpreter calls it before an audited action, and an exception stops
     the action. It refuses what the before/after check cannot see because it can be undone
     within one cell: a recorded function's code or defaults replaced (a fake that puts the
@@ -516,13 +666,13 @@ def _refuse(event: str, args: tuple, protected: frozenset = frozenset(), setattr
         raise error("the grader refuses: an audit hook would see (and could change) the hidden tests")
 
 
-def install_refusals(baseline: "Baseline") -> None:
+def install_refusals(baseline: Baseline) -> None:
     """Install `_refuse` for this process (once, in the submission's process before its first
     cell: an audit hook cannot be removed). Protects every function the baseline recorded and
     the hook itself."""
     hook = types.FunctionType(_refuse.__code__, {}, "_refuse", None, None)
     protected = frozenset(baseline.function_ids() | {id(hook), id(_refuse), id(install_refusals)})
-    hook.__defaults__ = (protected, *_refuse.__defaults__[1:])
+    hook.__defaults__ = (protected, *(_refuse.__defaults__ or ())[1:])
     sys.addaudithook(hook)
 
 

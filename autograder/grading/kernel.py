@@ -39,7 +39,10 @@ import os
 import signal
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autograder.grading.integrity import Baseline
 
 
 class CellTimeout(BaseException):
@@ -87,7 +90,7 @@ class OutputBudget:
         size = _size(text)
         while size > room:  # escapes made it longer than it looked: shrink in proportion
             self.truncated = True
-            text = text[:len(text) * room // size]
+            text = text[: len(text) * room // size]
             size = _size(text)
         self.used += size
         return text
@@ -134,10 +137,10 @@ class CellOutputs:
 
     def stream(self, name: str, text: str) -> None:
         last = self.items[-1] if self.items else None
-        merge = bool(last) and last.get("output_type") == "stream" and last.get("name") == name
+        merge = last is not None and last.get("output_type") == "stream" and last.get("name") == name
         if merge or self._has_room():
             kept = self.budget.take(text) if merge or self.budget.charge(ITEM_COST) else ""
-            if kept and merge:
+            if kept and merge and last is not None:
                 last["text"] += kept
             elif kept:
                 self.items.append({"output_type": "stream", "name": name, "text": kept})
@@ -147,31 +150,43 @@ class CellOutputs:
     def _note_cut(self) -> None:
         if not self.cut_noted:
             self.cut_noted = True
-            self.items.append({"output_type": "stream", "name": "stderr",
-                               "text": f"\n[output truncated: more than {self.budget.limit} characters]\n"})
+            self.items.append(
+                {
+                    "output_type": "stream",
+                    "name": "stderr",
+                    "text": f"\n[output truncated: more than {self.budget.limit} characters]\n",
+                }
+            )
 
     def _sized(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """The bundle as plain JSON if it fits the budget and the cell's item cap, else None."""
         if not self._has_room():
             return None
         plain = {str(key): _plain(value) for key, value in data.items()}
-        size = ITEM_COST + sum(_size(k) + (_size(v) if isinstance(v, str) else len(json.dumps(v)))
-                               for k, v in plain.items())
+        size = ITEM_COST + sum(
+            _size(k) + (_size(v) if isinstance(v, str) else len(json.dumps(v))) for k, v in plain.items()
+        )
         if not self.budget.charge(size):
             self._note_cut()
             return None
         return plain
 
     def display(self, data: dict[str, Any], metadata: dict[str, Any] | None) -> None:
-        data = self._sized(dict(data))
-        if data is not None:
-            self.items.append({"output_type": "display_data", "data": data, "metadata": _plain(metadata or {})})
+        sized = self._sized(dict(data))
+        if sized is not None:
+            self.items.append({"output_type": "display_data", "data": sized, "metadata": _plain(metadata or {})})
 
     def result(self, data: dict[str, Any], metadata: dict[str, Any] | None, count: int) -> None:
-        data = self._sized(dict(data))
-        if data is not None:
-            self.items.append({"output_type": "execute_result", "data": data,
-                               "metadata": _plain(metadata or {}), "execution_count": count})
+        sized = self._sized(dict(data))
+        if sized is not None:
+            self.items.append(
+                {
+                    "output_type": "execute_result",
+                    "data": sized,
+                    "metadata": _plain(metadata or {}),
+                    "execution_count": count,
+                }
+            )
 
     def error(self, ename: str, evalue: str, traceback: list[str]) -> None:
         ename, evalue = _text(ename)[:200], _text(evalue)[:4000]
@@ -184,8 +199,12 @@ class CellOutputs:
         if self.stand_in is not None:
             self.items[:] = [item for item in self.items if item is not self.stand_in]
         short = f"{ename[:100]}: {evalue[:500]}"
-        self.stand_in = {"output_type": "error", "ename": ename[:100], "evalue": evalue[:500],
-                         "traceback": [short, "[traceback cut: the notebook's output budget is spent]"]}
+        self.stand_in = {
+            "output_type": "error",
+            "ename": ename[:100],
+            "evalue": evalue[:500],
+            "traceback": [short, "[traceback cut: the notebook's output budget is spent]"],
+        }
         self.items.append(self.stand_in)
 
 
@@ -205,7 +224,7 @@ def _plain(value: Any) -> Any:
 
 
 class _Stream(io.TextIOBase):
-    def __init__(self, runner: "CellRunner", name: str):
+    def __init__(self, runner: CellRunner, name: str):
         self.runner = runner
         self.name = name
 
@@ -225,10 +244,10 @@ class _Stream(io.TextIOBase):
 
 
 from IPython.core.async_helpers import _pseudo_sync_runner  # noqa: E402 - after the light helpers above
-from IPython.core.displayhook import DisplayHook  # noqa: E402
-from IPython.core.displaypub import DisplayPublisher  # noqa: E402
-from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
-from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from IPython.core.displayhook import DisplayHook  # noqa: E402 - as above
+from IPython.core.displaypub import DisplayPublisher  # noqa: E402 - as above
+from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402 - as above
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402 - as above
 
 # Module-level classes (not made inside a function) so that the integrity baseline,
 # taken in the fork server, covers them: replacing one of their methods is tampering.
@@ -236,41 +255,51 @@ from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 
 class Publisher(DisplayPublisher):
-    runner: "CellRunner" = None
+    runner: CellRunner = None  # type: ignore[assignment]  # set by _make_shell before any cell runs
 
-    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kw):
+    def publish(
+        self,
+        data: dict[str, Any],
+        metadata: dict[str, Any] | None = None,
+        source: Any = None,
+        *,
+        transient: Any = None,
+        update: bool = False,
+        **kw: Any,
+    ) -> None:
         self.runner.current.display(data, metadata)
 
-    def clear_output(self, wait=False):
+    def clear_output(self, wait: bool = False) -> None:
         self.runner.current.items.clear()
 
 
 class Hook(DisplayHook):
-    runner: "CellRunner" = None
+    runner: CellRunner = None  # type: ignore[assignment]  # set by _make_shell before any cell runs
 
-    def write_output_prompt(self):
+    def write_output_prompt(self) -> None:
         pass
 
-    def write_format_data(self, format_dict, md_dict=None):
+    def write_format_data(self, format_dict: dict[str, Any], md_dict: dict[str, Any] | None = None) -> None:
         self.runner.current.result(format_dict, md_dict, self.runner.execution_count)
 
-    def finish_displayhook(self):
+    def finish_displayhook(self) -> None:
         self._is_active = False
 
-    def log_output(self, format_dict):
+    def log_output(self, format_dict: dict[str, Any]) -> None:
         pass
 
 
 class Shell(InteractiveShell):
-    runner: "CellRunner" = None
+    runner: CellRunner = None  # type: ignore[assignment]  # set by _make_shell before any cell runs
 
-    def _showtraceback(self, etype, evalue, stb):
+    def _showtraceback(self, etype: type[BaseException] | None, evalue: BaseException, stb: list[str]) -> None:
         # Where the error goes is settled before str(evalue) runs a learner's __str__.
         record = self.runner.current.error
         record(getattr(etype, "__name__", "Exception"), str(evalue), list(stb))
 
-    def init_history(self):
+    def init_history(self) -> None:
         super().init_history()
+        assert self.history_manager is not None  # init_history made it
         self.history_manager.enabled = False
 
 
@@ -309,7 +338,7 @@ def prepare_shell() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _make_shell(runner: "CellRunner") -> Shell:
+def _make_shell(runner: CellRunner) -> Shell:
     global _PREPARED
     Shell.runner = Publisher.runner = Hook.runner = runner
     shell, _PREPARED = _PREPARED, None
@@ -328,8 +357,7 @@ def _make_shell(runner: "CellRunner") -> Shell:
 # What a test cell runs through on the shell (see `_compile_test`, `_run_test`): replacing one
 # (get_ipython().compile = ...) is tampering. The rest of the shell (its transformers, event
 # callbacks, custom exception handlers) only ever sees the notebook's other cells.
-_SHELL_PINNED = ("compile", "display_pub", "displayhook", "InteractiveTB", "SyntaxTB", "user_module",
-                 "_trait_values")
+_SHELL_PINNED = ("compile", "display_pub", "displayhook", "InteractiveTB", "SyntaxTB", "user_module", "_trait_values")
 _SHELL_TRAITS = ("loop_runner", "display_trap", "builtin_trap")
 
 
@@ -346,7 +374,7 @@ class CellRunner:
         sys.stderr = _Stream(self, "stderr")
         signal.signal(signal.SIGALRM, self._on_alarm)
 
-    def guarded(self, baseline) -> tuple:
+    def guarded(self, baseline: Baseline) -> tuple[Any, ...]:
         """What `run` checks a test cell with: the baseline, extended to this runner's live
         objects. Call it before any submission code runs, and pass the tuple to every `run`."""
         shell = self.shell
@@ -362,9 +390,13 @@ class CellRunner:
                 (shell.compile, "shell's compiler"),
                 (shell.user_module, "notebook's namespace"),
             ],
-            entries=[(Shell.__dict__, "runner", "Shell.runner"), (Publisher.__dict__, "runner", "Publisher.runner"),
-                     (Hook.__dict__, "runner", "Hook.runner"),
-                     *[(shell._trait_values, name, f"the shell's {name}") for name in _SHELL_TRAITS]])
+            entries=[
+                (Shell.__dict__, "runner", "Shell.runner"),
+                (Publisher.__dict__, "runner", "Publisher.runner"),
+                (Hook.__dict__, "runner", "Hook.runner"),
+                *[(shell._trait_values, name, f"the shell's {name}") for name in _SHELL_TRAITS],
+            ],
+        )
         namespace = shell.user_ns
         return (*watching.guard(), namespace, watching.bindings(namespace))
 
@@ -377,7 +409,8 @@ class CellRunner:
             history = self.shell.user_ns.get(name)
             if isinstance(history, list):
                 history.clear()
-        for key in [k for k in linecache.cache if isinstance(k, str) and k.startswith("<ipython-input-")]:
+        keys: list[object] = list(linecache.cache)  # a submission may have put any key there
+        for key in [k for k in keys if isinstance(k, str) and k.startswith("<ipython-input-")]:
             linecache.cache.pop(key, None)
         # The last result keeps the cell's raw source; the last traceback keeps its frames
         # (and so the compiled hidden test code).
@@ -386,10 +419,10 @@ class CellRunner:
             if hasattr(sys, name):
                 setattr(sys, name, None)
 
-    def _on_alarm(self, signum, frame):
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
         raise CellTimeout(f"this cell ran longer than {self.cell_timeout:g} s")
 
-    def run(self, source: str, graded: bool = False, guard: tuple | None = None) -> dict[str, Any]:
+    def run(self, source: str, graded: bool = False, guard: tuple[Any, ...] | None = None) -> dict[str, Any]:
         """Run one cell; a test cell (`graded`) is checked with `guard` before and after.
 
         The grader calls this as `CellRunner.run(runner, ...)`, with what it needs in its
@@ -407,23 +440,34 @@ class CellRunner:
         if guard is not None:
             unchanged, unchanged_code, remember, remember_code, state, describe, namespace, bindings = guard
         if graded:
-            def check(names: tuple, whole: bool) -> bool:  # made anew each call, from run's own code
+
+            def check(names: tuple[str, ...], whole: bool) -> bool:  # made anew each call, from run's own code
                 try:
-                    return unchanged.__code__ is unchanged_code and unchanged(
-                        state, namespace, names, bindings, whole) is True
+                    return (
+                        unchanged.__code__ is unchanged_code
+                        and unchanged(state, namespace, names, bindings, whole) is True
+                    )
                 except:  # noqa: E722 - no name is looked up to catch it
                     return False
 
-            def refused(when: str, names: tuple) -> dict[str, Any]:
+            def refused(when: str, names: tuple[str, ...]) -> dict[str, Any]:
                 try:
                     detail = "; ".join(describe(namespace, names, bindings)) or "the grader's state was changed"
                 except:  # noqa: E722 - the description is a courtesy; the refusal stands
                     detail = "the grader's state was changed"
-                return {"execution_count": count, "status": "tampered", "outputs": [
-                    {"output_type": "error", "ename": "Tampering",
-                     "evalue": f"the submission changed the grader {when}: {detail}. "
-                               "This test and every later one score zero.",
-                     "traceback": [f"Tampering: {detail}"]}]}
+                return {
+                    "execution_count": count,
+                    "status": "tampered",
+                    "outputs": [
+                        {
+                            "output_type": "error",
+                            "ename": "Tampering",
+                            "evalue": f"the submission changed the grader {when}: {detail}. "
+                            "This test and every later one score zero.",
+                            "traceback": [f"Tampering: {detail}"],
+                        }
+                    ],
+                }
 
             if not check((), True):
                 return refused("before this test ran", ())
@@ -434,7 +478,8 @@ class CellRunner:
         if graded:
             names_before = set(shell.user_ns)
             steps, names = _compile_test(shell, source, count, raised)
-            source = None  # compiled: code the test calls must not find it in this frame's locals
+            # compiled: code the test calls must not find it in this frame's locals
+            source = None  # type: ignore[assignment]
             # The test finds what it does not get from the notebook in the real built-ins
             # (a private `__builtins__` dict in the namespace would serve it anything), and a
             # built-in the notebook shadows with a callable of its own (`from rich import
@@ -468,12 +513,19 @@ class CellRunner:
                 if name.startswith("_"):
                     shell.user_ns.pop(name, None)
         outputs = [dict(item) for item in current.items if type(item) is dict]
-        if error is not None and not [item for item in outputs if type(item.get("output_type")) is str
-                                      and item["output_type"] == "error"]:
+        if error is not None and not [
+            item for item in outputs if type(item.get("output_type")) is str and item["output_type"] == "error"
+        ]:
             # It raised but shows no error (IPython shows none for a BdbQuit; code the
             # submission left running could have removed it): it failed all the same.
-            outputs.append({"output_type": "error", "ename": "Error", "evalue": "this cell raised an exception",
-                            "traceback": ["this cell raised an exception"]})
+            outputs.append(
+                {
+                    "output_type": "error",
+                    "ename": "Error",
+                    "evalue": "this cell raised an exception",
+                    "traceback": ["this cell raised an exception"],
+                }
+            )
         if guard is not None and remember.__code__ is remember_code:
             remember(state, namespace, bindings)
         if graded:
@@ -490,12 +542,14 @@ class CellRunner:
         }
 
 
-import builtins as _builtins_module  # noqa: E402
+import builtins as _builtins_module  # noqa: E402 - beside the one name bound from it
 
 _BUILTINS = _builtins_module  # taken in the fork server, before any submission code
 
 
-def _set_aside_shadowed_builtins(namespace: dict, names: tuple, bindings: tuple) -> dict[str, Any]:
+def _set_aside_shadowed_builtins(
+    namespace: dict[str, Any], names: tuple[str, ...], bindings: tuple[Any, ...]
+) -> dict[str, Any]:
     """Remove from the notebook's namespace the callables that shadow a built-in the test
     uses (not the grader's own names), and return them to be put back after the test."""
     grader_names, builtin_names, _, _ = bindings
@@ -509,7 +563,7 @@ def _set_aside_shadowed_builtins(namespace: dict, names: tuple, bindings: tuple)
     return aside
 
 
-def _put_back(namespace: dict, aside: dict[str, Any]) -> None:
+def _put_back(namespace: dict[str, Any], aside: dict[str, Any]) -> None:
     for name, value in aside.items():
         if name not in namespace:  # the test may have bound the name itself: that stays
             namespace[name] = value
@@ -542,7 +596,9 @@ def _register_public_view(shell: Shell, transformed: str, count: int) -> str:
     return name
 
 
-def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[list, tuple[str, ...]]:
+def _compile_test(
+    shell: Shell, source: str, count: int, raised: list[BaseException]
+) -> tuple[list[tuple[types.CodeType, bool]], tuple[str, ...]]:
     """A test cell as IPython would compile it, as (code, awaits) steps, and the names it uses.
 
     Through a fresh TransformerManager (not the shell's, which a submission can add
@@ -553,9 +609,11 @@ def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[
     try:
         transformed = TransformerManager().transform_cell(source)
         name = _register_public_view(shell, transformed, count)
-        tree = shell.compile.ast_parse(transformed, filename=name)
+        # ast_parse parses in "exec" mode: a Module (typed as any AST)
+        tree: ast.Module = shell.compile.ast_parse(transformed, filename=name)  # type: ignore[assignment]
         flags = shell.compile.flags | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         body = tree.body
+        parts: list[tuple[ast.Module | ast.Interactive, str]]
         if body and isinstance(body[-1], ast.Expr):
             parts = [(ast.Module(body[:-1], []), "exec"), (ast.Interactive(body[-1:]), "single")]
         else:
@@ -568,7 +626,7 @@ def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[
                 shell.showsyntaxerror()
             else:
                 shell.showtraceback()
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: BLE001 - showing the error may run the submission's code: it is recorded
             pass
         return [], ()
     names: set[str] = set()
@@ -580,7 +638,7 @@ def _compile_test(shell: Shell, source: str, count: int, raised: list) -> tuple[
     return [(code, bool(code.co_flags & inspect.CO_COROUTINE)) for code in codes], tuple(sorted(names))
 
 
-def _run_test(shell: Shell, steps: list, raised: list) -> None:
+def _run_test(shell: Shell, steps: list[tuple[types.CodeType, bool]], raised: list[BaseException]) -> None:
     """Run a compiled test cell in the notebook's namespace, as IPython's run_code would.
 
     Any exception is appended to `raised` (the caller's list) before it is shown: the
@@ -593,7 +651,15 @@ def _run_test(shell: Shell, steps: list, raised: list) -> None:
             _pseudo_sync_runner(coroutine)
 
 
-async def _steps(shell: Shell, steps: list, namespace: dict, raised: list, exec_, eval_, exc_info) -> None:
+async def _steps(
+    shell: Shell,
+    steps: list[tuple[types.CodeType, bool]],
+    namespace: dict[str, Any],
+    raised: list[BaseException],
+    exec_: Any,
+    eval_: Any,
+    exc_info: Any,
+) -> None:
     # The builtins it needs come in as arguments, taken before the test's first line ran.
     try:
         for code, awaits in steps:
@@ -605,5 +671,5 @@ async def _steps(shell: Shell, steps: list, namespace: dict, raised: list, exec_
         raised.append(exc_info()[1])
         try:
             shell.showtraceback(running_compiled_code=True)
-        except:  # noqa: E722
+        except:  # noqa: E722 - showing it may raise anything (a learner's __str__): it is recorded already
             pass

@@ -15,7 +15,8 @@ import functools
 import json
 import logging
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,38 +53,54 @@ def oversized(size: int, limit: int, tail: bytes) -> dict[str, Any] | None:
     if match is None:
         return None
     status, cell, nonce = match.groups()
-    return {"cell": None if cell == b"null" else int(cell), "nonce": json.loads(nonce),
-            "status": status.decode() if status else "error", "execution_count": None,
-            "outputs": [error_output("OutputError", f"this cell's output ({size} bytes) was over the grader's "
-                                                    f"limit ({limit} bytes) and was not kept")]}
+    return {
+        "cell": None if cell == b"null" else int(cell),
+        "nonce": json.loads(nonce),
+        "status": status.decode() if status else "error",
+        "execution_count": None,
+        "outputs": [
+            error_output(
+                "OutputError",
+                f"this cell's output ({size} bytes) was over the grader's limit ({limit} bytes) and was not kept",
+            )
+        ],
+    }
 
 
 def error_output(ename: str, evalue: str) -> dict[str, Any]:
     return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
 
 
-def reduced(outputs: list) -> list[dict[str, Any]]:
+def reduced(outputs: list[Any]) -> list[dict[str, Any]]:
     """A cell's outputs once the notebook's allowance is spent: a note, and its last error as a
     short stand-in (kept: nbgrader scores on it)."""
-    kept: list[dict[str, Any]] = [{"output_type": "stream", "name": "stderr",
-                                   "text": "[output not kept: the notebook's output allowance is spent]\n"}]
+    kept: list[dict[str, Any]] = [
+        {
+            "output_type": "stream",
+            "name": "stderr",
+            "text": "[output not kept: the notebook's output allowance is spent]\n",
+        }
+    ]
     errors = [o for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"]
     if errors:
         last = errors[-1]
-        kept.append(error_output(clean_text(last.get("ename", "Error"))[:100],
-                                 clean_text(last.get("evalue", ""))[:STAND_IN_CHARS]))
+        kept.append(
+            error_output(
+                clean_text(last.get("ename", "Error"))[:100], clean_text(last.get("evalue", ""))[:STAND_IN_CHARS]
+            )
+        )
     return kept
 
 
 def clean_text(value: Any) -> str:
     """`value` as a str UTF-8 can encode: a lone surrogate is written as its escape."""
-    if not isinstance(value, str):
-        value = json.dumps(value)  # a JSON value from `parse`: always encodable
+    # a JSON value from `parse`: always encodable
+    text: str = value if isinstance(value, str) else json.dumps(value)
     try:
-        value.encode("utf-8")
-        return value
+        text.encode("utf-8")
+        return text
     except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _multiline(value: Any) -> str:
@@ -125,17 +142,27 @@ def _shaped(output: Any) -> dict[str, Any] | None:
     kind = output.get("output_type")
     if kind == "stream":
         name = output.get("name")
-        return {"output_type": "stream", "name": name if name in ("stdout", "stderr") else "stdout",
-                "text": _multiline(output.get("text", ""))}
+        return {
+            "output_type": "stream",
+            "name": name if name in ("stdout", "stderr") else "stdout",
+            "text": _multiline(output.get("text", "")),
+        }
     if kind == "error":
         traceback = output.get("traceback")
         traceback = traceback if isinstance(traceback, list) else [] if traceback is None else [traceback]
-        return {"output_type": "error", "ename": clean_text(output.get("ename", "Error")),
-                "evalue": clean_text(output.get("evalue", "")), "traceback": [clean_text(t) for t in traceback]}
+        return {
+            "output_type": "error",
+            "ename": clean_text(output.get("ename", "Error")),
+            "evalue": clean_text(output.get("evalue", "")),
+            "traceback": [clean_text(t) for t in traceback],
+        }
     if kind in ("display_data", "execute_result"):
         metadata = output.get("metadata")
-        shaped = {"output_type": kind, "data": _bundle(output.get("data", {})),
-                  "metadata": _json_value(metadata) if isinstance(metadata, dict) else {}}
+        shaped = {
+            "output_type": kind,
+            "data": _bundle(output.get("data", {})),
+            "metadata": _json_value(metadata) if isinstance(metadata, dict) else {},
+        }
         if kind == "execute_result":
             count = output.get("execution_count")
             shaped["execution_count"] = count if type(count) is int and count >= 0 else None
@@ -155,8 +182,9 @@ def _output_validator() -> Callable[[Any], Any] | None:
     except ImportError:
         return None
     schema = _get_schema_json(v4, version=4, version_minor=v4.nbformat_minor)
-    return fastjsonschema.compile({"$schema": schema.get("$schema"), "$ref": "#/definitions/output",
-                                   "definitions": schema["definitions"]})
+    return fastjsonschema.compile(
+        {"$schema": schema.get("$schema"), "$ref": "#/definitions/output", "definitions": schema["definitions"]}
+    )
 
 
 def _problem(output: dict[str, Any]) -> str | None:
@@ -171,7 +199,7 @@ def _problem(output: dict[str, Any]) -> str | None:
         try:
             compiled(output)
         except JsonSchemaException as exc:
-            return str(exc.message)[:200]
+            return str(getattr(exc, "message", exc))[:200]
         return None
     try:
         validate(output, ref="output", version=4, version_minor=v4.nbformat_minor)
@@ -187,15 +215,20 @@ def clean(output: Any) -> dict[str, Any]:
         problem = "unknown output type" if shaped is None else _problem(shaped)
     except (RecursionError, ValueError, TypeError) as exc:  # never fatal: replaced below
         shaped, problem = None, f"{type(exc).__name__}"
-    if problem is None:
+    if problem is None and shaped is not None:
         return shaped
     log.debug("replaced an output nbformat cannot write: %s", problem)
     if isinstance(output, dict) and output.get("output_type") == "error":
         ename = output.get("ename")
-        return error_output(clean_text(ename)[:100] if isinstance(ename, str) and ename else "Error",
-                            clean_text(output.get("evalue", ""))[:STAND_IN_CHARS])
-    return {"output_type": "stream", "name": "stderr",
-            "text": f"[an output was replaced: nbformat cannot write it ({problem})]\n"}
+        return error_output(
+            clean_text(ename)[:100] if isinstance(ename, str) and ename else "Error",
+            clean_text(output.get("evalue", ""))[:STAND_IN_CHARS],
+        )
+    return {
+        "output_type": "stream",
+        "name": "stderr",
+        "text": f"[an output was replaced: nbformat cannot write it ({problem})]\n",
+    }
 
 
 def clean_cell(outputs: Any) -> list[dict[str, Any]]:
@@ -203,7 +236,9 @@ def clean_cell(outputs: Any) -> list[dict[str, Any]]:
     outputs = outputs if isinstance(outputs, list) else []
     if len(outputs) > MAX_OUTPUTS_PER_CELL:
         errors = [o for o in outputs if isinstance(o, dict) and o.get("output_type") == "error"]
-        first = outputs[:MAX_OUTPUTS_PER_CELL - 2]
-        outputs = first + [{"output_type": "stream", "name": "stderr", "text": "[more outputs were not kept]\n"},
-                           *[e for e in errors[-1:] if not any(e is o for o in first)]]
+        first = outputs[: MAX_OUTPUTS_PER_CELL - 2]
+        outputs = first + [
+            {"output_type": "stream", "name": "stderr", "text": "[more outputs were not kept]\n"},
+            *[e for e in errors[-1:] if not any(e is o for o in first)],
+        ]
     return [clean(o) for o in outputs]

@@ -19,20 +19,21 @@ import asyncpg  # noqa: F401
 import fastapi  # noqa: F401
 import httpx  # noqa: F401
 import IPython.core.interactiveshell  # noqa: F401
+
 # Not matplotlib (0.3 s): a graded run draws no chart (teaching.Chart), so no lesson
 # imports it there; a submission that does pays for itself (MPLBACKEND=Agg, see run.py).
-import pydantic  # noqa: F401,E402
-import sqlalchemy  # noqa: F401,E402
-import sqlalchemy.ext.asyncio  # noqa: F401,E402
-import sqlalchemy.orm  # noqa: F401,E402
+import pydantic  # noqa: F401
+import sqlalchemy
+import sqlalchemy.ext.asyncio
+import sqlalchemy.orm  # noqa: F401
 
-import autograder.checks  # noqa: F401,E402
-import autograder.grading.executor  # noqa: F401,E402 - the child's entry point lives here
-import autograder.grading.kernel  # noqa: F401,E402
-import autograder.lesson  # noqa: F401,E402
-import autograder.observe  # noqa: F401,E402
-import autograder.teaching  # noqa: F401,E402
-
+import autograder.checks
+import autograder.grading.executor
+import autograder.grading.kernel
+import autograder.grading.speedups
+import autograder.lesson
+import autograder.observe
+import autograder.teaching
 
 # Imported lazily by the libraries, on first use (found by diffing sys.modules before
 # and after grading lessons 00-01 in a forked child).
@@ -98,10 +99,18 @@ import autograder.grading.integrity  # noqa: E402
 autograder.grading.integrity.take_baseline()
 
 
-# Everything above lives as long as the server: move it out of the collector's sight.
-# A forked submission's collections then walk only the objects it made itself, not the
-# million the imports made — each walk would touch (and so copy) the server's pages.
+# Everything above lives as long as the server: move it out of the collector's sight
+# (the speed-up `fork_server_gc_freeze`, see speedups.py). A forked submission's collections
+# then walk only the objects it made itself, not the million the imports made — each walk
+# would touch (and so copy) the server's pages.
 # (No gc.collect() first: 50 ms of the start-up; what garbage there is stays, frozen.)
-import gc  # noqa: E402
+autograder.grading.speedups.freeze_fork_server_gc()
 
-gc.freeze()
+# The server's working folder: whatever the process that started it had at that moment. The
+# grader starts it from a thread while `GradeRun` works inside the course folder, so that can
+# be a temporary course a caller deletes afterwards — and then the shell's atexit hook
+# (IPython's history reset calls Path.cwd()) fails with FileNotFoundError when the server
+# ends. Its children chdir to their own folder (sandbox.apply), so "/" changes nothing else.
+import os  # noqa: E402
+
+os.chdir("/")

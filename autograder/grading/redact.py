@@ -17,8 +17,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,22 @@ def hidden_regions(sources: Iterable[str]) -> tuple[list[str], set[str]]:
 
 
 def _sources(nb: Any) -> list[str]:
-    return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
-            for c in nb.get("cells", []) if isinstance(c, dict)]
+    return [
+        "".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+        for c in nb.get("cells", [])
+        if isinstance(c, dict)
+    ]
 
 
 def _escaped(line: str) -> set[str]:
     """`line` and the ways an escaping quoter writes it: repr() in either quote, JSON."""
-    return {line, repr(line)[1:-1], repr(line + "'\"")[1:-4], json.dumps(line)[1:-1],
-            json.dumps(line, ensure_ascii=False)[1:-1]}
+    return {
+        line,
+        repr(line)[1:-1],
+        repr(line + "'\"")[1:-4],
+        json.dumps(line)[1:-1],
+        json.dumps(line, ensure_ascii=False)[1:-1],
+    }
 
 
 class Redactor:
@@ -132,7 +141,7 @@ def from_notebook(nb: Any) -> Redactor:
 
 
 @functools.lru_cache(maxsize=64)
-def _for_lesson(solution: Path, release: Path, stamp: tuple) -> Redactor:
+def _for_lesson(solution: Path, release: Path, stamp: tuple[object, ...]) -> Redactor:
     import nbformat
 
     inside, _ = hidden_regions(_sources(nbformat.read(solution, as_version=4)))
@@ -143,7 +152,7 @@ def _for_lesson(solution: Path, release: Path, stamp: tuple) -> Redactor:
 def for_lesson(lesson: str, root: Path | None = None) -> Redactor:
     """The lesson's hidden lines: inside the markers in solutions/<lesson>/<lesson>.ipynb and
     nowhere in the release notebooks/<lesson>/<lesson>.ipynb. No solution: a no-op redactor."""
-    from autograder.db.url import project_root
+    from autograder.paths import project_root
 
     base = Path(root) if root is not None else project_root()
     solution = base / "solutions" / lesson / f"{lesson}.ipynb"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ class SubmissionResult:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SubmissionResult":
+    def from_json(cls, data: dict[str, Any]) -> SubmissionResult:
         tests = [TestResult(**t) for t in data.get("tests", [])]
         return cls(**{**data, "tests": tests})
 
@@ -84,7 +85,7 @@ def checksum(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def cell_message(cell) -> tuple[str, str]:
+def cell_message(cell: Mapping[str, Any]) -> tuple[str, str]:
     """(status, message) of an executed test cell, from its error output only."""
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":

@@ -46,7 +46,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import re
 import resource
 import select
 import signal
@@ -82,8 +81,13 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 # by the C library for the number of CPUs). All read-only.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
 DEVICES = ("null", "zero", "full", "random", "urandom")
-_DEVICE_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
-                 "stderr": "/proc/self/fd/2", "shm": "/tmp"}
+_DEVICE_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "shm": "/tmp",
+}
 SANDBOX_UID_BASE = 61000  # + worker slot; no passwd entry is needed to run as a uid
 
 PROTECTIONS = ("network", "filesystem", "processes", "user", "limits", "syscalls")
@@ -118,10 +122,10 @@ class Applied:
     off: dict[str, str] = field(default_factory=dict)  # protection -> why it is off
 
 
-_LIBC = None
+_LIBC: ctypes.CDLL | None = None
 
 
-def _libc():
+def _libc() -> ctypes.CDLL:
     """libc, loaded once: in the fork server (preload.py), so no submission's process pays
     for `find_library` (it runs `ldconfig -p`, a subprocess, every time it is asked)."""
     global _LIBC
@@ -142,17 +146,21 @@ def _check(result: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
-def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+def _mount(
+    libc: ctypes.CDLL, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
     _check(libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
-def _bind_readonly(libc, fd_path: str, target: str) -> None:
+def _bind_readonly(libc: ctypes.CDLL, fd_path: str, target: str) -> None:
     _mount(libc, fd_path, target, None, MS_BIND | MS_REC)
     _mount(libc, None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
-def _allow_listed_root(libc, spec: SandboxSpec) -> None:
+def _allow_listed_root(libc: ctypes.CDLL, spec: SandboxSpec) -> None:
     """Replace this mount namespace's root by one that holds only what the allow-list names
     (see the module's docstring). The new root is a tmpfs mounted over the workdir (a folder
     that is ours to cover); the old root is detached once we stand in the new one."""
@@ -173,8 +181,14 @@ def _allow_listed_root(libc, spec: SandboxSpec) -> None:
         # under /tmp (a checkout in /tmp) gets its mount point inside it, made here, as root.
         os.makedirs(f"{new_root}/tmp")
         owner = f",uid={spec.uid},gid={spec.uid}" if os.geteuid() == 0 else ""
-        _mount(libc, "tmpfs", f"{new_root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-               f"mode=0700,size={spec.limits.folder_size},nr_inodes=65536{owner}")
+        _mount(
+            libc,
+            "tmpfs",
+            f"{new_root}/tmp",
+            "tmpfs",
+            MS_NOSUID | MS_NODEV,
+            f"mode=0700,size={spec.limits.folder_size},nr_inodes=65536{owner}",
+        )
         for path, fd in sorted(sources.items(), key=lambda item: item[0].count("/")):
             target = new_root + path
             if os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -209,7 +223,7 @@ def _allow_listed_root(libc, spec: SandboxSpec) -> None:
             os.close(fd)
 
 
-def _drop_privileges_for_good(libc) -> None:
+def _drop_privileges_for_good(libc: ctypes.CDLL) -> None:
     """No new privileges through exec (setuid binaries, file capabilities), and no capability
     left in the bounding set: nothing run later can get back what the uid change takes."""
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
@@ -233,7 +247,7 @@ def _own_stdio() -> None:
 
 def _set_limits(limits: Limits, root: bool) -> None:
     def cap(kind: int, value: int) -> None:
-        soft, hard = resource.getrlimit(kind)
+        _soft, hard = resource.getrlimit(kind)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         resource.setrlimit(kind, (value, value))
 
@@ -249,7 +263,7 @@ def _set_limits(limits: Limits, root: bool) -> None:
         cap(resource.RLIMIT_NPROC, limits.processes)
 
 
-def _die_with_parent(libc, parent: int) -> None:
+def _die_with_parent(libc: ctypes.CDLL, parent: int) -> None:
     """SIGKILL this process when its parent ends; if the parent has already gone, end now.
 
     The kernel clears the setting when the process changes uid, so it is set after that."""
@@ -258,7 +272,7 @@ def _die_with_parent(libc, parent: int) -> None:
         os._exit(70)
 
 
-def _namespace_init(libc) -> tuple[int, str | None]:
+def _namespace_init(libc: ctypes.CDLL) -> tuple[int, str | None]:
     """Fork into a new PID namespace. Returns, in the new process (process 1 of the namespace),
     the read end of a pipe that reports its parent's death, and why /proc could not be its own
     (None when it is); the parent never returns: it waits for the submission and exits as it
@@ -365,8 +379,9 @@ def apply(spec: SandboxSpec, env: dict[str, str] | None = None) -> Applied:
     allowed = submission_environment(env or {})
     os.environ.clear()  # the grader's environment (credentials, tokens) is not the submission's
     os.environ.update(allowed)
-    os.environ.update(HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython",
-                      MPLCONFIGDIR=f"{workdir}/.matplotlib")
+    os.environ.update(
+        HOME=workdir, TMPDIR=workdir, IPYTHONDIR=f"{workdir}/.ipython", MPLCONFIGDIR=f"{workdir}/.matplotlib"
+    )
     _own_stdio()
     if spec.isolate and root:
         try:

@@ -19,8 +19,17 @@ from autograder.observe.sql import SQLRecorder, Statement
 from autograder.observe.transactions import TransactionTrace, TxEvent
 
 __all__ = [
-    "Observation", "SQLRecorder", "Statement", "TransactionTrace", "TxEvent", "PoolWatch",
-    "SessionWatch", "SessionUse", "LazyLoadWatch", "LazyLoad", "lazy_load_named_by",
+    "Observation",
+    "SQLRecorder",
+    "Statement",
+    "TransactionTrace",
+    "TxEvent",
+    "PoolWatch",
+    "SessionWatch",
+    "SessionUse",
+    "LazyLoadWatch",
+    "LazyLoad",
+    "lazy_load_named_by",
 ]
 
 
@@ -33,7 +42,7 @@ class Observation:
         self.loads = LazyLoadWatch()
         self._stack = ExitStack()
 
-    def __enter__(self) -> "Observation":
+    def __enter__(self) -> Observation:
         with ExitStack() as stack:  # if one observer fails to start, undo the others
             for watcher in (self.sql, self.tx, self.pool, self.sessions, self.loads):
                 stack.enter_context(watcher)

@@ -15,9 +15,7 @@ from sqlalchemy.engine import Engine
 def sync_engine_of(engine: Any) -> Engine:
     core = getattr(engine, "sync_engine", engine)
     if not isinstance(core, Engine):
-        raise TypeError(
-            f"expected a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}"
-        )
+        raise TypeError(f"expected a SQLAlchemy Engine or AsyncEngine, got {type(engine).__name__}")
     return core
 
 

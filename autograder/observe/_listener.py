@@ -8,7 +8,8 @@ process — including the next submission's tests in a grading process.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Self
 
 from sqlalchemy import event
 
@@ -18,7 +19,7 @@ class Listener:
         """(target, event name, handler) triples to attach."""
         raise NotImplementedError
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self._attached = self.handlers()
         for target, name, fn in self._attached:
             event.listen(target, name, fn)

@@ -11,10 +11,13 @@ path, which gives a name a student recognises: "Author.books".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy.orm import Session
+
 from autograder.observe._listener import Listener
 
 
@@ -24,8 +27,8 @@ class LazyLoad:
     session_id: int
 
 
-def attribute_name(owner: type | None, prop) -> str:
-    """"Class.attr" for a relationship property, preferring the instance's class."""
+def attribute_name(owner: type | None, prop: Any) -> str:
+    """The name "Class.attr" of a relationship property, preferring the instance's class."""
     key = getattr(prop, "key", None) or str(prop)
     if owner is None:
         parent = getattr(prop, "parent", None)
@@ -34,10 +37,10 @@ def attribute_name(owner: type | None, prop) -> str:
 
 
 class LazyLoadWatch(Listener):
-    def __init__(self):
+    def __init__(self) -> None:
         self.loads: list[LazyLoad] = []
 
-    def _on_execute(self, orm_execute_state):
+    def _on_execute(self, orm_execute_state: Any) -> None:
         if not orm_execute_state.is_relationship_load:
             return  # selectinload/joinedload also run here, but those are asked for
         state = orm_execute_state.lazy_loaded_from
@@ -45,11 +48,11 @@ class LazyLoadWatch(Listener):
             return
         path = orm_execute_state.loader_strategy_path
         prop = path.path[-1] if path is not None and path.path else None
-        owner = getattr(state, "class_", None)
-        name = attribute_name(owner, prop) if prop is not None else f"{owner.__name__}.?"
+        owner: type | None = getattr(state, "class_", None)
+        name = attribute_name(owner, prop) if prop is not None else f"{getattr(owner, '__name__', '?')}.?"
         self.loads.append(LazyLoad(name, id(orm_execute_state.session)))
 
-    def handlers(self):
+    def handlers(self) -> list[tuple[Any, str, Callable[..., Any]]]:
         return [(Session, "do_orm_execute", self._on_execute)]
 
     def clear(self) -> None:
@@ -59,7 +62,9 @@ class LazyLoadWatch(Listener):
         return [load.attribute for load in self.loads]
 
 
-_DETACHED = re.compile(r"Parent instance <(\w+) at [^>]*> is not bound to a Session; lazy load operation of attribute '(\w+)'")
+_DETACHED = re.compile(
+    r"Parent instance <(\w+) at [^>]*> is not bound to a Session; lazy load operation of attribute '(\w+)'"
+)
 
 
 def lazy_load_named_by(exc: BaseException) -> str | None:

@@ -11,6 +11,7 @@ at the end so the tests themselves leak nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.util import greenlet_spawn
@@ -30,22 +31,25 @@ class PoolWatch(Listener):
         self.checkouts = 0
         self.checkins = 0
 
-    def _on_checkout(self, dbapi_connection, connection_record, connection_proxy):
+    def _on_checkout(self, dbapi_connection: Any, connection_record: Any, connection_proxy: Any) -> None:
         self.checkouts += 1
         self._held[id(connection_record)] = connection_proxy if self.keep_alive else None
 
-    def _on_checkin(self, dbapi_connection, connection_record):
+    def _on_checkin(self, dbapi_connection: Any, connection_record: Any) -> None:
         self.checkins += 1
         self._held.pop(id(connection_record), None)
 
-    def _on_detach(self, dbapi_connection, connection_record):
+    def _on_detach(self, dbapi_connection: Any, connection_record: Any) -> None:
         # An async pool cannot do IO from the garbage collector, so a collected
         # proxy's connection is detached (and terminated) instead of checked in.
         self._held.pop(id(connection_record), None)
 
-    def handlers(self):
-        return [(self.pool, "checkout", self._on_checkout), (self.pool, "checkin", self._on_checkin),
-                (self.pool, "detach", self._on_detach)]
+    def handlers(self) -> list[tuple[Any, str, Callable[..., Any]]]:
+        return [
+            (self.pool, "checkout", self._on_checkout),
+            (self.pool, "checkin", self._on_checkin),
+            (self.pool, "detach", self._on_detach),
+        ]
 
     def close(self) -> None:
         """Stop listening. Anything still held is let go (call `release_leaked` first)."""
@@ -67,8 +71,7 @@ class PoolWatch(Listener):
         for proxy in leaked:
             try:
                 await greenlet_spawn(proxy.invalidate)
-            except Exception:
-                # already closed by someone else: nothing left to release
+            except Exception:  # noqa: BLE001 - already closed by someone else: nothing left to release
                 pass
         self._held.clear()
         return len(leaked)

@@ -14,10 +14,13 @@ kept in a WeakKeyDictionary so a dead session's entry (and number) goes with it.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
+from typing import Any
 
 from sqlalchemy.orm import Session
+
 from autograder.observe._listener import Listener
 
 
@@ -25,22 +28,22 @@ from autograder.observe._listener import Listener
 class SessionUse:
     serial: int  # unique per Session object for the life of this watcher
     session_id: int
-    ref: weakref.ref  # to the (sync) Session; dead once it is collected
+    ref: weakref.ref[Session]  # to the (sync) Session; dead once it is collected
 
 
 class SessionWatch(Listener):
-    def __init__(self):
+    def __init__(self) -> None:
         self.uses: list[SessionUse] = []
-        self._serials: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._serials: weakref.WeakKeyDictionary[Session, int] = weakref.WeakKeyDictionary()
         self._next = count(1)
 
-    def _on_begin(self, session, transaction, connection):
+    def _on_begin(self, session: Session, transaction: Any, connection: Any) -> None:
         serial = self._serials.get(session)
         if serial is None:
             serial = self._serials[session] = next(self._next)
         self.uses.append(SessionUse(serial, id(session), weakref.ref(session)))
 
-    def handlers(self):
+    def handlers(self) -> list[tuple[Any, str, Callable[..., Any]]]:
         return [(Session, "after_begin", self._on_begin)]
 
     def clear(self) -> None:

@@ -9,9 +9,9 @@ here; `transactions.TransactionTrace` records it.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
 
 from autograder.observe._engines import connection_id, sync_engine_of
 from autograder.observe._listener import Listener
@@ -40,7 +40,7 @@ def kind_of(sql: str) -> str:
         positions = {k: upper.rfind(k) for k in KINDS}
         found = {k: p for k, p in positions.items() if p > 0}
         if found:
-            return max(found, key=found.get)
+            return max(found, key=lambda k: found[k])
     return "OTHER"
 
 
@@ -57,18 +57,18 @@ class SQLRecorder(Listener):
         self.engine = sync_engine_of(engine)
         self.statements: list[Statement] = []
 
-    def _on_cursor(self, conn, cursor, statement, parameters, context, executemany):
-        self.statements.append(
-            Statement(statement, parameters, kind_of(statement), connection_id(conn), executemany)
-        )
+    def _on_cursor(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        self.statements.append(Statement(statement, parameters, kind_of(statement), connection_id(conn), executemany))
 
-    def handlers(self):
+    def handlers(self) -> list[tuple[Any, str, Callable[..., Any]]]:
         return [(self.engine, "before_cursor_execute", self._on_cursor)]
 
     def clear(self) -> None:
         self.statements.clear()
 
-    def counts(self) -> Counter:
+    def counts(self) -> Counter[str]:
         return Counter(s.kind for s in self.statements)
 
     def repeated(self) -> list[tuple[str, int]]:

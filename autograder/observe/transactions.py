@@ -9,9 +9,9 @@ so "closed without committing" shows up here as ROLLBACK.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
 
 from autograder.observe._engines import connection_id, sync_engine_of
 from autograder.observe._listener import Listener
@@ -31,7 +31,7 @@ class TransactionTrace(Listener):
         self.engine = sync_engine_of(engine)
         self.events: list[TxEvent] = []
         # (event name, handler): signatures per sqlalchemy/engine/events.py
-        self._hooks = [
+        self._hooks: list[tuple[str, Callable[..., None]]] = [
             ("begin", self._begin),
             ("commit", self._commit),
             ("rollback", self._rollback),
@@ -43,25 +43,25 @@ class TransactionTrace(Listener):
     def _add(self, kind: str, conn: Any, name: str | None = None) -> None:
         self.events.append(TxEvent(kind, connection_id(conn), name))
 
-    def _begin(self, conn):
+    def _begin(self, conn: Any) -> None:
         self._add("BEGIN", conn)
 
-    def _commit(self, conn):
+    def _commit(self, conn: Any) -> None:
         self._add("COMMIT", conn)
 
-    def _rollback(self, conn):
+    def _rollback(self, conn: Any) -> None:
         self._add("ROLLBACK", conn)
 
-    def _savepoint(self, conn, name):
+    def _savepoint(self, conn: Any, name: str | None) -> None:
         self._add("SAVEPOINT", conn, name)
 
-    def _rollback_savepoint(self, conn, name, context):
+    def _rollback_savepoint(self, conn: Any, name: str | None, context: Any) -> None:
         self._add("ROLLBACK TO", conn, name)
 
-    def _release_savepoint(self, conn, name, context):
+    def _release_savepoint(self, conn: Any, name: str | None, context: Any) -> None:
         self._add("RELEASE", conn, name)
 
-    def handlers(self):
+    def handlers(self) -> list[tuple[Any, str, Callable[..., Any]]]:
         return [(self.engine, name, fn) for name, fn in self._hooks]
 
     def clear(self) -> None:

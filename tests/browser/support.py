@@ -20,8 +20,13 @@ from tests.cli_support import JupyterServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
 ]
 VIEWPORT = {"width": 1400, "height": 900}
 UI_TIMEOUT_MS = 20_000  # one UI step (a click, a page, a cell that only imports)
@@ -60,9 +65,15 @@ def lab_server(command: str, state: Path, port: int, work: Path, *args: str) -> 
         plugin, file = name.rsplit("/", 1)
         (settings / plugin).mkdir(parents=True, exist_ok=True)
         (settings / plugin / file).write_text(json.dumps(values))
-    return JupyterServer(command, state, port, work, *args,
-                         JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
-                         JUPYTERLAB_SETTINGS_DIR=str(settings))
+    return JupyterServer(
+        command,
+        state,
+        port,
+        work,
+        *args,
+        JUPYTERLAB_WORKSPACES_DIR=str(work / "lab-workspaces"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+    )
 
 
 def assert_real_screenshot(path: Path, *, min_colours: int, max_dominant: float) -> None:

@@ -29,10 +29,8 @@ import pytest
 from traitlets.config import Config
 
 from autograder.course.api import load_config
-from autograder.db.url import project_root
 from autograder.grading.run import GradeOptions, GradeRun
-from tests.browser.support import page  # noqa: F401  (fixture)
-from tests.cli_support import course_state, pg_template  # noqa: F401  (fixtures)
+from autograder.paths import project_root
 from tests.grading.corpus_rendering import (
     ACTIVE_MARKDOWN,
     BUNDLES,
@@ -53,7 +51,7 @@ Object.defineProperty(window, '__pwned', {set(v) { window.__hits.push(String(v))
 
 
 def _bases() -> dict:
-    from autograder.course.workspace import answered
+    from tests.support.workspace import answered
 
     solution = nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
     release = nbformat.read(project_root() / "notebooks" / LESSON / f"{LESSON}.ipynb", as_version=4)
@@ -74,8 +72,9 @@ def _raw_payload_notebook(autograded: Path):
     """The autograded notebook with the payloads' outputs as the kernel sent them (unsanitised)."""
     nb = copy.deepcopy(nbformat.read(autograded, as_version=4))
     answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex_add_products")
-    answer.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "payload", **bundle})
-                      for bundle in [*BUNDLES, TABLE]]
+    answer.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/plain": "payload", **bundle}) for bundle in [*BUNDLES, TABLE]
+    ]
     notes = next(c for c in nb.cells if c.cell_type == "markdown" and "My notes" in c.source)
     notes.source = ACTIVE_MARKDOWN
     return nb
@@ -89,9 +88,18 @@ def _formgrader_html(nb, config: Config) -> str:
     config = copy.deepcopy(config)
     config.HTMLExporter.template_name = "formgrade"
     config.HTMLExporter.extra_template_basedirs = [handlers.template_path]
-    resources = {"assignment_id": LESSON, "notebook_id": LESSON, "submission_id": "s1", "index": 0, "total": 1,
-                 "base_url": "", "student": STUDENT, "last_name": None, "first_name": None,
-                 "notebook_path": f"autograded/{STUDENT}/{LESSON}/{LESSON}.ipynb"}
+    resources = {
+        "assignment_id": LESSON,
+        "notebook_id": LESSON,
+        "submission_id": "s1",
+        "index": 0,
+        "total": 1,
+        "base_url": "",
+        "student": STUDENT,
+        "last_name": None,
+        "first_name": None,
+        "notebook_path": f"autograded/{STUDENT}/{LESSON}/{LESSON}.ipynb",
+    }
     html, _ = HTMLExporter(config=config).from_notebook_node(nb, resources=resources)
     return html
 

@@ -19,18 +19,12 @@ import signal
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.support import (  # noqa: F401  (fixtures)
-    lab_server,
-    assert_real_screenshot,
-    page,
-)
-from tests.cli_support import (  # noqa: F401  (fixtures)
+from tests.browser.support import assert_real_screenshot, lab_server
+from tests.cli_support import (
     REPO,
     _private_tmp,
     cli_env,
-    course_state,
     free_port,
-    pg_template,
     postgres_pids_for,
     run_cli,
 )

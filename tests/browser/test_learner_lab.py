@@ -17,13 +17,8 @@ import shutil
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.support import (  # noqa: F401  (fixtures)
-    KERNEL_TIMEOUT_MS,
-    lab_server,
-    assert_real_screenshot,
-    page,
-)
-from tests.cli_support import REPO, course_state, free_port, pg_template  # noqa: F401  (fixtures)
+from tests.browser.support import KERNEL_TIMEOUT_MS, assert_real_screenshot, lab_server
+from tests.cli_support import REPO, free_port
 
 LESSON = "00_foundations"
 NOTEBOOK = REPO / "notebooks" / LESSON / f"{LESSON}.ipynb"
@@ -58,8 +53,9 @@ def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_st
         panel = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-Notebook"))
         expect(panel).to_be_visible()
         expect(page.locator(".jp-Notebook .jp-Cell").first).to_contain_text("Lesson 00")
-        expect(page.locator(".jp-StatusBar-Widget")).to_contain_text(re.compile(r"Python 3.*\| Idle"),
-                                                                     timeout=KERNEL_TIMEOUT_MS)
+        expect(page.locator(".jp-StatusBar-Widget")).to_contain_text(
+            re.compile(r"Python 3.*\| Idle"), timeout=KERNEL_TIMEOUT_MS
+        )
 
         code_cells = page.locator(".jp-Notebook .jp-CodeCell")
         setup, imports, engine_demo = code_cells.nth(0), code_cells.nth(1), code_cells.nth(2)

@@ -25,9 +25,10 @@ import pytest
 
 from autograder.course.layout import lessons
 from autograder.course.preprocessors import redact_test_cell
-from autograder.course.workspace import Workspace, answered
 from autograder.grading.run import GradeOptions, GradeRun
 from tests.course.wrong_answers import WRONG_ANSWERS
+from tests.support.submissions import submit
+from tests.support.workspace import Workspace, answered
 
 LESSONS = lessons()
 STOCK_LESSONS = [lesson for lesson in LESSONS if lesson.startswith(("00_", "01_"))]
@@ -43,8 +44,11 @@ def grade_cell(nb, grade_id):
 def variants(ws: Workspace, lesson: str) -> dict[str, nbformat.NotebookNode]:
     release, solution = ws.release(lesson), ws.solution(lesson)
     case = WRONG_ANSWERS[lesson]
-    return {"solution": answered(release, solution), "untouched": release,
-            "wrong": answered(release, solution, {case.solution_id: case.source})}
+    return {
+        "solution": answered(release, solution),
+        "untouched": release,
+        "wrong": answered(release, solution, {case.solution_id: case.source}),
+    }
 
 
 def test_every_lesson_has_a_wrong_answer_case():
@@ -86,9 +90,7 @@ def graded(tmp_path_factory):
     ws = Workspace(tmp_path_factory.mktemp("sources"))
     for lesson in LESSONS:
         for student, nb in variants(ws, lesson).items():
-            folder = root / "submitted" / student / lesson
-            folder.mkdir(parents=True)
-            nbformat.write(nb, folder / f"{lesson}.ipynb")
+            submit(root, student, lesson, nb)
     report = GradeRun(root, GradeOptions(workers=2, feedback=True)).run()
     results = {(r.lesson, r.student): r for r in report.results}
     return root, ws, results
@@ -99,7 +101,9 @@ def test_solution_gets_full_marks(graded, lesson):
     _, _, results = graded
     result = results[(lesson, "solution")]
     assert result.max_score > 0 and result.score == result.max_score, (
-        result.verdict, [(t.name, t.message[:300]) for t in result.tests if t.status != "pass"])
+        result.verdict,
+        [(t.name, t.message[:300]) for t in result.tests if t.status != "pass"],
+    )
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -118,8 +122,9 @@ def test_wrong_answer_loses_the_matching_test_and_feedback_says_why(graded, less
     assert lost == set(case.loses), f"expected exactly {sorted(case.loses)} to lose points, lost: {sorted(lost)}"
     # The reason is in the failing test cells' own verdicts, not just somewhere on the page.
     autograded = nbformat.read(root / "autograded" / "wrong" / lesson / f"{lesson}.ipynb", as_version=4)
-    verdicts = "".join(o.get("text", "") for grade_id in case.loses
-                       for o in redact_test_cell(grade_cell(autograded, grade_id)).outputs)
+    verdicts = "".join(
+        o.get("text", "") for grade_id in case.loses for o in redact_test_cell(grade_cell(autograded, grade_id)).outputs
+    )
     for fragment in case.feedback_says:
         assert fragment in verdicts, f"the failing test's verdict should say {fragment!r}: {verdicts[:800]}"
     page = visible_text((root / "feedback" / "wrong" / lesson / f"{lesson}.html").read_text())

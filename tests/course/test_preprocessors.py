@@ -22,16 +22,18 @@ from autograder.course.preprocessors import (
     with_outputs_sanitised,
     with_pasted_answers_kept,
 )
-from autograder.db.url import project_root
+from autograder.paths import project_root
 from tests.grading.corpus_rendering import active_markup
+
 
 def _display(data: dict) -> nbformat.NotebookNode:
     return new_output("display_data", data={"text/plain": "<object>", **data})
 
 
 def _sanitised(*outputs) -> list:
-    cell = nbformat.from_dict({"cell_type": "code", "source": "x", "metadata": {}, "execution_count": None,
-                               "outputs": list(outputs)})  # not validated: odd outputs too
+    cell = nbformat.from_dict(
+        {"cell_type": "code", "source": "x", "metadata": {}, "execution_count": None, "outputs": list(outputs)}
+    )  # not validated: odd outputs too
     cell, _ = SanitizeOutputs().preprocess_cell(cell, {}, 0)
     return cell.outputs
 
@@ -41,14 +43,20 @@ def _live(text: str) -> list[str]:
     return active_markup(text) + active_markup(markdown2html_mistune(text))
 
 
-@pytest.mark.parametrize("html", [
-    "<script>alert(1)</script>",
-    "<img src=x onerror=alert(1)>",
-    "<a href=' jAvA&#09;script:alert(1)'>x</a>",
-    "<iframe srcdoc='<script>alert(1)</script>'></iframe>",
-    "<svg><a xlink:href='javascript:alert(1)'><text>t</text></a><animate attributeName=href to='javascript:alert(1)'/></svg>",
-    "<details open ontoggle=alert(1)>x</details>",
-])
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<script>alert(1)</script>",
+        "<img src=x onerror=alert(1)>",
+        "<a href=' jAvA&#09;script:alert(1)'>x</a>",
+        "<iframe srcdoc='<script>alert(1)</script>'></iframe>",
+        (
+            "<svg><a xlink:href='javascript:alert(1)'><text>t</text></a>"
+            "<animate attributeName=href to='javascript:alert(1)'/></svg>"
+        ),
+        "<details open ontoggle=alert(1)>x</details>",
+    ],
+)
 def test_html_outputs_lose_scripts_handlers_and_javascript_urls(html):
     assert _live(html)  # the check sees the payload
     [output] = _sanitised(_display({"text/html": html}))
@@ -56,16 +64,20 @@ def test_html_outputs_lose_scripts_handlers_and_javascript_urls(html):
 
 
 def test_ordinary_tables_text_and_images_are_kept():
-    table = ('<table border="1" class="dataframe"><thead><tr><th>a</th></tr></thead>'
-             '<tbody><tr><td style="color: red;">1</td></tr></tbody></table>')
+    table = (
+        '<table border="1" class="dataframe"><thead><tr><th>a</th></tr></thead>'
+        '<tbody><tr><td style="color: red;">1</td></tr></tbody></table>'
+    )
     [output] = _sanitised(_display({"text/html": table, "image/png": "iVBORw0KGgo="}))
     assert output.data["text/html"] == table
     assert output.data["image/png"] == "iVBORw0KGgo="
 
 
 def test_svg_keeps_its_shapes_and_loses_its_handlers():
-    svg = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10" onload="alert(1)">'
-           '<script>alert(2)</script><rect width="5" height="5" fill="teal"/></svg>')
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10" onload="alert(1)">'
+        '<script>alert(2)</script><rect width="5" height="5" fill="teal"/></svg>'
+    )
     [output] = _sanitised(_display({"image/svg+xml": svg}))
     cleaned = output.data["image/svg+xml"]
     assert _live(cleaned) == []
@@ -73,8 +85,9 @@ def test_svg_keeps_its_shapes_and_loses_its_handlers():
 
 
 def test_script_only_mimetypes_are_removed():
-    [output] = _sanitised(_display({"application/javascript": "alert(1)",
-                                    "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}))
+    [output] = _sanitised(
+        _display({"application/javascript": "alert(1)", "application/vnd.jupyter.widget-view+json": {"model_id": "x"}})
+    )
     assert set(output.data) == {"text/plain"}
 
 
@@ -99,11 +112,22 @@ def test_lesson_prose_is_left_exactly_as_written():
 
 
 def test_sanitising_is_idempotent_and_the_notebook_stays_valid():
-    nb = new_notebook(cells=[
-        new_markdown_cell("<b onclick=alert(1)>hi</b>"),
-        new_code_cell("x", outputs=[_display({"text/html": "<script>x</script><table><tr><td>1</td></tr></table>",
-                                              "application/javascript": "x"})]),
-    ])
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("<b onclick=alert(1)>hi</b>"),
+            new_code_cell(
+                "x",
+                outputs=[
+                    _display(
+                        {
+                            "text/html": "<script>x</script><table><tr><td>1</td></tr></table>",
+                            "application/javascript": "x",
+                        }
+                    )
+                ],
+            ),
+        ]
+    )
     once, _ = SanitizeOutputs().preprocess(copy.deepcopy(nb), {})
     twice, _ = SanitizeOutputs().preprocess(copy.deepcopy(once), {})
     assert once == twice
@@ -112,10 +136,18 @@ def test_sanitising_is_idempotent_and_the_notebook_stays_valid():
 
 # --- G: copy-pasted answer cells -----------------------------------------------------------
 
+
 def _nbgrader_cell(grade_id: str, *, solution: bool, grade: bool, source: str = "pass"):
     cell = new_code_cell(source)
-    cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": solution, "grade": grade, "locked": not solution,
-                                 "schema_version": 3, "task": False, **({"points": 1} if grade else {})}
+    cell.metadata["nbgrader"] = {
+        "grade_id": grade_id,
+        "solution": solution,
+        "grade": grade,
+        "locked": not solution,
+        "schema_version": 3,
+        "task": False,
+        **({"points": 1} if grade else {}),
+    }
     return cell
 
 
@@ -135,10 +167,13 @@ def test_a_pasted_answer_cell_becomes_plain_code_and_the_last_copy_keeps_the_id(
     assert all("grade_id" in c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata)
 
 
-@pytest.mark.parametrize("claimants", [
-    [("test_ex", False, True), ("test_ex", False, True)],  # a fake test cell claiming a test's id
-    [("test_ex", True, False), ("test_ex", False, True)],  # an answer cell claiming a test's id
-])
+@pytest.mark.parametrize(
+    "claimants",
+    [
+        [("test_ex", False, True), ("test_ex", False, True)],  # a fake test cell claiming a test's id
+        [("test_ex", True, False), ("test_ex", False, True)],  # an answer cell claiming a test's id
+    ],
+)
 def test_ids_shared_with_test_cells_are_left_to_nbgrader(claimants):
     cells = [_nbgrader_cell(gid, solution=sol, grade=grade) for gid, sol, grade in claimants]
     nb = new_notebook(cells=copy.deepcopy(cells))
@@ -167,10 +202,17 @@ def test_the_steps_are_wired_into_every_autograde_and_the_feedback():
 
 
 def test_odd_outputs_do_not_stop_the_sanitiser():
-    odd = [nbformat.from_dict({"output_type": "display_data", "metadata": {}}),  # no data
-           nbformat.from_dict({"output_type": "display_data", "metadata": {},
-                               "data": {"text/html": {"not": "text"}, "text/markdown": 3, "text/plain": "ok"}}),
-           nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": "<script>x</script>"})]
+    odd = [
+        nbformat.from_dict({"output_type": "display_data", "metadata": {}}),  # no data
+        nbformat.from_dict(
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {"text/html": {"not": "text"}, "text/markdown": 3, "text/plain": "ok"},
+            }
+        ),
+        nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": "<script>x</script>"}),
+    ]
     outputs = _sanitised(*odd)
     assert len(outputs) == 3 and outputs[1].data == {"text/plain": "ok"}
 

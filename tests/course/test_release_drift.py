@@ -2,7 +2,7 @@
 
 from autograder import release
 from autograder.course.layout import lessons
-from autograder.db.url import project_root
+from autograder.paths import project_root
 
 
 def test_committed_release_matches_a_fresh_release(tmp_path):

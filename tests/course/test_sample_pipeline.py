@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from autograder.course.preprocessors import EXPECTED_FAILURE_TAG
-from autograder.course.workspace import Workspace
+from tests.support.workspace import Workspace
 
 SAMPLE = Path(__file__).parent / "sample"
 HIDDEN_SENTINEL = "_sample_hidden_probe_zq"

@@ -71,20 +71,25 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "bank_app = FastAPI()\n"
             "\n"
             "\n"
-            "@bank_app.post(\"/transfers\", status_code=201)\n"
+            '@bank_app.post("/transfers", status_code=201)\n'
             "async def make_transfer(body: TransferIn, transfers: TransferRepo, accounts: AccountRepo):\n"
             "    transfer = await transfers.add(Transfer(from_id=body.from_id, to_id=body.to_id, amount=body.amount))\n"
             "    try:\n"
             "        await accounts.move(body.from_id, body.to_id, body.amount)\n"
             "    except IntegrityError:\n"
-            "        raise HTTPException(409, \"insufficient funds\") from None\n"
-            "    return {\"id\": transfer.id, \"from_id\": transfer.from_id, \"to_id\": transfer.to_id,\n"
-            "            \"amount\": transfer.amount}\n"
+            '        raise HTTPException(409, "insufficient funds") from None\n'
+            '    return {"id": transfer.id, "from_id": transfer.from_id, "to_id": transfer.to_id,\n'
+            '            "amount": transfer.amount}\n'
         ),
         # the in-memory fakes replace both providers, so test_bank_no_plumbing rightly still passes
         loses=("test_bank_one_transaction", "test_bank_rolls_back"),
-        feedback_says=("session_from_dependency", "get_db ran 2 time(s)", "the default in another",
-                       "single_transaction", "2 session(s) did work"),
+        feedback_says=(
+            "session_from_dependency",
+            "get_db ran 2 time(s)",
+            "the default in another",
+            "single_transaction",
+            "2 session(s) did work",
+        ),
     ),
     # contains_eager without populate_existing: right in a fresh session (the visible test),
     # but when the session already holds the authors with all their books it returns them stale.
@@ -102,7 +107,7 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "    return list((await db.scalars(stmt)).unique().all())\n"
             "\n"
             "\n"
-            "@catalog.get(\"/authors/recent\", response_model=list[AuthorRecent])\n"
+            '@catalog.get("/authors/recent", response_model=list[AuthorRecent])\n'
             "async def recent_authors(db: DBSession, since: int):\n"
             "    return await authors_with_books_since(db, since)\n"
         ),
@@ -122,8 +127,8 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "                db.add(Product(**item.model_dump()))\n"
             "            imported.append(item.sku)\n"
             "        except Exception as exc:\n"
-            "            skipped.append({\"index\": index, \"sku\": item.sku, \"reason\": str(exc)})\n"
-            "    return {\"imported\": imported, \"skipped\": skipped}\n"
+            '            skipped.append({"index": index, "sku": item.sku, "reason": str(exc)})\n'
+            '    return {"imported": imported, "skipped": skipped}\n'
         ),
         loses=("test_import_items",),
         feedback_says=("nothing_kept", "lock timeout", "the failure was swallowed", "SQLSTATE class 22"),
@@ -162,8 +167,11 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "    return install_item_routes(FastAPI(lifespan=lifespan), get_db)\n"
         ),
         loses=("test_two_apps",),
-        feedback_says=("FAILED — CheckFailed: separate_engines", "both apps use the same engine object",
-                       "cached per URL"),
+        feedback_says=(
+            "FAILED — CheckFailed: separate_engines",
+            "both apps use the same engine object",
+            "cached per URL",
+        ),
     ),
     # The seed's transfer_funds, adapted: reads both balances without a lock and writes values
     # computed in Python. Correct one request at a time, so it passes the visible asserts.
@@ -174,17 +182,16 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "    src = await db.get(Account, from_id)\n"
             "    dst = await db.get(Account, to_id)\n"
             "    if src is None or dst is None:\n"
-            "        raise HTTPException(404, \"no such account\")\n"
+            '        raise HTTPException(404, "no such account")\n'
             "    if src.balance < amount:\n"
-            "        raise HTTPException(409, \"insufficient funds\")\n"
+            '        raise HTTPException(409, "insufficient funds")\n'
             "    src.balance -= amount\n"
             "    dst.balance += amount\n"
             "    await db.flush()\n"
-            "    return {\"from_balance\": src.balance, \"to_balance\": dst.balance}\n"
+            '    return {"from_balance": src.balance, "to_balance": dst.balance}\n'
         ),
         loses=("test_transfer_locked",),
-        feedback_says=("transfer_storm: FAILED", "differ from a serial replay", "lost updates",
-                       "with_for_update()"),
+        feedback_says=("transfer_storm: FAILED", "differ from a serial replay", "lost updates", "with_for_update()"),
     ),
     # The reference skill's health check: catches the error but answers 200 {"status": "unhealthy"};
     # passes the visible asserts (the body says unhealthy), loses on the status code.
@@ -215,14 +222,14 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "async def update_ticket(db: AsyncSession, ticket_id: int, body: TicketPatch) -> Ticket:\n"
             "    ticket = await TicketRepository(db).get(ticket_id)\n"
             "    if ticket is None:\n"
-            "        raise NotFound(f\"no ticket {ticket_id}\")\n"
+            '        raise NotFound(f"no ticket {ticket_id}")\n'
             "    if ticket.version != body.version:\n"
-            "        raise Conflict(\"stale version\")\n"
+            '        raise Conflict("stale version")\n'
             "    if body.title is not None:\n"
             "        ticket.title = body.title\n"
             "    if body.status is not None:\n"
             "        ticket.status = body.status\n"
-            "    AuditRepository(db).record(ticket, \"updated\")\n"
+            '    AuditRepository(db).record(ticket, "updated")\n'
             "    await db.flush()\n"
             "    return ticket\n"
         ),
@@ -256,55 +263,55 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
     "09_testing": WrongAnswer(
         solution_id="ex_tests",
         source=(
-            '%%writefile {SUITE}/test_library.py\n'
-            'import httpx\n'
-            'import pytest\n'
-            'from asgi_lifespan import LifespanManager\n'
-            'from sqlalchemy import event, func, select\n'
-            '\n'
-            'from autograder.demos.testing import Author, Book\n'
-            '\n'
-            '@pytest.fixture\n'
-            'def statements(connection):\n'
-            '    seen = []\n'
-            '\n'
-            '    def record(conn, cursor, statement, parameters, context, executemany):\n'
+            "%%writefile {SUITE}/test_library.py\n"
+            "import httpx\n"
+            "import pytest\n"
+            "from asgi_lifespan import LifespanManager\n"
+            "from sqlalchemy import event, func, select\n"
+            "\n"
+            "from autograder.demos.testing import Author, Book\n"
+            "\n"
+            "@pytest.fixture\n"
+            "def statements(connection):\n"
+            "    seen = []\n"
+            "\n"
+            "    def record(conn, cursor, statement, parameters, context, executemany):\n"
             '        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):\n'
-            '            seen.append(statement)\n'
-            '\n'
+            "            seen.append(statement)\n"
+            "\n"
             '    event.listen(connection.sync_connection, "before_cursor_execute", record)\n'
-            '    yield seen\n'
+            "    yield seen\n"
             '    event.remove(connection.sync_connection, "before_cursor_execute", record)\n'
-            '\n'
-            '\n'
-            'async def make_author(session, name, books=0):\n'
+            "\n"
+            "\n"
+            "async def make_author(session, name, books=0):\n"
             '    author = Author(name=name, books=[Book(title=f"{name} #{i}") for i in range(books)])\n'
-            '    session.add(author)\n'
-            '    await session.flush()\n'
-            '    return author\n'
-            '\n'
-            '\n'
-            'async def test_created_author_is_201_and_readable_later(client):\n'
+            "    session.add(author)\n"
+            "    await session.flush()\n"
+            "    return author\n"
+            "\n"
+            "\n"
+            "async def test_created_author_is_201_and_readable_later(client):\n"
             '    response = await client.post("/authors", json={"name": "Ada"})\n'
-            '    assert response.status_code == 201\n'
-            '    again = await client.get(f"/authors/{response.json()[\'id\']}")        # a new request, a new session\n'
+            "    assert response.status_code == 201\n"
+            "    again = await client.get(f\"/authors/{response.json()['id']}\")  # a new request, a new session\n"
             '    assert again.status_code == 200 and again.json()["name"] == "Ada"\n'
-            '\n'
-            '\n'
-            'async def test_refused_book_keeps_nothing(client, session):\n'
+            "\n"
+            "\n"
+            "async def test_refused_book_keeps_nothing(client, session):\n"
             '    response = await client.post("/books", json={"title": "Orphan", "author": "Nobody"})\n'
-            '    assert response.status_code == 404\n'
+            "    assert response.status_code == 404\n"
             '    assert await session.scalar(select(func.count()).where(Book.title == "Orphan")) == 0\n'
-            '\n'
-            '\n'
-            'async def test_listing_does_not_grow_with_authors(client, session, statements):\n'
-            '    for i in range(4):\n'
+            "\n"
+            "\n"
+            "async def test_listing_does_not_grow_with_authors(client, session, statements):\n"
+            "    for i in range(4):\n"
             '        await make_author(session, f"Author {i}", books=2)\n'
-            '    statements.clear()\n'
+            "    statements.clear()\n"
             '    response = await client.get("/authors")\n'
-            '    assert response.status_code == 200 and len(response.json()) >= 4\n'
-            '    assert len(statements) <= 2, statements\n'
-            '\n'
+            "    assert response.status_code == 200 and len(response.json()) >= 4\n"
+            "    assert len(statements) <= 2, statements\n"
+            "\n"
         ),
         loses=("test_kills_leak",),
         feedback_says=("leak survived", "checkedout() == 0"),
@@ -316,13 +323,16 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
         solution_id="ex_downgrade",
         source=(
             "def downgrade() -> None:\n"
-            "    op.add_column(\"orders\", sa.Column(\"total\", sa.Numeric(10, 2), nullable=False, server_default=\"0\"))\n"
-            "    op.alter_column(\"orders\", \"total\", server_default=None)\n"
-            "    op.drop_constraint(\"ck_orders_total_cents_nonnegative\", \"orders\", type_=\"check\")\n"
-            "    op.drop_column(\"orders\", \"total_cents\")\n"
+            '    op.add_column("orders", sa.Column("total", sa.Numeric(10, 2), nullable=False, server_default="0"))\n'
+            '    op.alter_column("orders", "total", server_default=None)\n'
+            '    op.drop_constraint("ck_orders_total_cents_nonnegative", "orders", type_="check")\n'
+            '    op.drop_column("orders", "total_cents")\n'
         ),
         loses=("test_downgrade",),
-        feedback_says=("migration_roundtrip: FAILED", "total was Decimal('0.01'), after the downgrade Decimal('0.00')",
-                       "values back"),
+        feedback_says=(
+            "migration_roundtrip: FAILED",
+            "total was Decimal('0.01'), after the downgrade Decimal('0.00')",
+            "values back",
+        ),
     ),
 }

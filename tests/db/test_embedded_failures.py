@@ -9,11 +9,9 @@ import os
 import signal
 import stat
 
-from tests.cli_support import (  # noqa: F401  (fixtures)
+from tests.cli_support import (
     assert_one_sentence_error,
     cli_env,
-    course_state,
-    pg_template,
     pid_alive,
     postgres_pids_for,
     run_cli,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from autograder.db.embedded import EmbeddedPostgres, _read_pidfile
-from tests.cli_support import course_state, pg_template, postgres_pids_for  # noqa: F401  (fixtures)
+from tests.cli_support import postgres_pids_for
 
 
 def test_a_stop_followed_at_once_by_a_start_works_every_time(course_state):

@@ -1,7 +1,6 @@
 import asyncio
 
 import asyncpg
-import pytest
 
 from autograder import lesson
 from autograder.db import admin
@@ -43,5 +42,7 @@ def test_each_lesson_gets_its_own_database(monkeypatch):
 
 
 def test_repr_never_shows_a_password(monkeypatch):
-    db = lesson.LessonDatabase("x", "lesson_x", "postgresql+asyncpg://u:s3cret@h/lesson_x", "postgresql+asyncpg://u:s3cret@h/postgres")
+    db = lesson.LessonDatabase(
+        "x", "lesson_x", "postgresql+asyncpg://u:s3cret@h/lesson_x", "postgresql+asyncpg://u:s3cret@h/postgres"
+    )
     assert "s3cret" not in repr(db)

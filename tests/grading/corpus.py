@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import nbformat
 
@@ -53,16 +53,19 @@ def release_with(code: str, where: str = "ex_product_model"):
         nb = copy.deepcopy(base["release"])
         _cell(nb, where).source = code
         return nb
+
     return build
 
 
 def solution_with(code: str, where: str, base_name: str = "solution"):
     """The (solution or wrong) notebook with `code` appended to one exercise cell."""
+
     def build(base):
         nb = copy.deepcopy(base[base_name])
         cell = _cell(nb, where)
         cell.source = cell.source + "\n" + code
         return nb
+
     return build
 
 
@@ -133,7 +136,9 @@ def _pipe_and_message():
 # Called from inside a test (through the learner's function): answer for the test
 # before it finishes, then end the process so the real answer never comes. The nonce
 # of the message being answered is not reachable, so it is guessed.
-FORGE_REPLY = FIND_PIPE + """
+FORGE_REPLY = (
+    FIND_PIPE
+    + """
 def _forge():
     import json, os
     conn, _ = _pipe_and_message()
@@ -142,15 +147,19 @@ def _forge():
                                     "execution_count": 1, "outputs": []}).encode())
     os._exit(0)
 """
+)
 
-PRE_WRITE = FIND_PIPE + """
+PRE_WRITE = (
+    FIND_PIPE
+    + """
 import json
 _conn, _message = _pipe_and_message()
 for _cell in range(100):
     _conn.send_bytes(json.dumps({"cell": _cell, "status": "ok", "outputs": []}).encode())
 """
+)
 
-READ_HIDDEN = '''
+READ_HIDDEN = """
 import gc, glob, linecache, sys
 found = []
 for pattern in ("/work/main/solutions/*/*.ipynb", "/work/main/.course/gradebook.db", "/tmp/*/*.ipynb"):
@@ -172,7 +181,7 @@ for name, value in list(ip.user_ns.items()):
     if code is not None:
         found.append(repr(code.co_consts))
 print("\\n".join(found)[:200000])
-'''
+"""
 
 # What the wrong answer would need to score 8: every require_that in the hidden tests passes.
 # Each trick below pairs it with a way past the tamper check a cell could find by reading the
@@ -298,8 +307,8 @@ async def add_products(*a, **k):
 # output, and nbgrader would score it as passed. Every exercise of the release does that here.
 BDB_QUIT = {
     "ex_product_model": "import bdb\nclass ShopBase(DeclarativeBase):\n    pass\n"
-                        "class _Quit:\n    def __getattribute__(self, name):\n        raise bdb.BdbQuit()\n"
-                        "Product = _Quit()",
+    "class _Quit:\n    def __getattribute__(self, name):\n        raise bdb.BdbQuit()\n"
+    "Product = _Quit()",
     "ex_session_factory": "def make_session_factory(engine):\n    raise bdb.BdbQuit()",
     "ex_add_products": "async def add_products(Session, items):\n    raise bdb.BdbQuit()",
 }
@@ -311,6 +320,7 @@ def _release_with_all(sources: dict[str, str]):
         for grade_id, source in sources.items():
             _cell(nb, grade_id).source = source
         return nb
+
     return build
 
 
@@ -354,59 +364,117 @@ CASES: list[Case] = [
     # --- runaway code
     Case("infinite_loop", release_with("while True:\n    pass"), 0.0, ("cell-timeout",)),
     Case("sleep_past_timeout", release_with("import time\ntime.sleep(10_000)"), 0.0, ("cell-timeout",)),
-    Case("loop_ignoring_the_alarm",
-         release_with("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"),
-         0.0, ("cell-timeout", "ran longer than")),
-    Case("lifespan_never_finishes", release_with(
-        "import asyncio, contextlib\nfrom fastapi import FastAPI\nfrom autograder.driver import AppDriver\n"
-        "@contextlib.asynccontextmanager\nasync def lifespan(app):\n    await asyncio.Event().wait()\n    yield\n"
-        "async with AppDriver(FastAPI(lifespan=lifespan)):\n    pass"), 0.0, ("cell-timeout",)),
+    Case(
+        "loop_ignoring_the_alarm",
+        release_with("import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"),
+        0.0,
+        ("cell-timeout", "ran longer than"),
+    ),
+    Case(
+        "lifespan_never_finishes",
+        release_with(
+            "import asyncio, contextlib\nfrom fastapi import FastAPI\nfrom autograder.driver import AppDriver\n"
+            "@contextlib.asynccontextmanager\nasync def lifespan(app):\n    await asyncio.Event().wait()\n    yield\n"
+            "async with AppDriver(FastAPI(lifespan=lifespan)):\n    pass"
+        ),
+        0.0,
+        ("cell-timeout",),
+    ),
     # --- ending the process
     Case("os_exit", release_with("import os\nos._exit(0)"), 0.0, ("crashed", "exited with status 0")),
     Case("sys_exit", release_with("import sys\nsys.exit(3)"), 0.0, ("0 of 3 tests passed",)),
     Case("segfault", release_with("import ctypes\nctypes.string_at(0)"), 0.0, ("SIGSEGV",)),
-    Case("kill_the_grader", release_with(
-        "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
-        "    except OSError as exc:\n        print('refused', exc)"), 0.0, ("0 of 3 tests passed",)),
+    Case(
+        "kill_the_grader",
+        release_with(
+            "import os, signal\nfor pid in (os.getppid(), 1):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+            "    except OSError as exc:\n        print('refused', exc)"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
     # A process that leaves its process group and session, and for a minute kills every process
     # it can signal: the submissions graded after it must not be among them.
     Case("daemon_kills_later_submissions", release_with(DAEMON_KILLER), 0.0, ("0 of 3 tests passed",)),
     Case("daemon_kills_the_grader", release_with(DAEMON_KILLS_THE_GRADER), 0.0, ("0 of 3 tests passed",)),
     # --- resources
     Case("huge_output", release_with("print('x' * 50_000_000)"), 0.0, ("0 of 3 tests passed",)),
-    Case("fork_bomb", release_with(
-        "import os\nfor _ in range(10_000):\n    if os.fork() == 0:\n        import time; time.sleep(30); os._exit(0)"),
-        0.0, ("0 of 3 tests passed",)),
+    Case(
+        "fork_bomb",
+        release_with(
+            "import os\nfor _ in range(10_000):\n"
+            "    if os.fork() == 0:\n        import time; time.sleep(30); os._exit(0)"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
     Case("memory_hog", release_with("hog = bytearray(20 * 1024**3)"), 0.0, ("0 of 3 tests passed",)),
-    Case("disk_fill", release_with("with open('big', 'wb') as f:\n    f.write(b'0' * (512 * 1024**2))"),
-         0.0, ("0 of 3 tests passed",)),
-    Case("connection_flood", release_with(
-        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\nconns = []\n"
-        "for _ in range(100):\n    conns.append(await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL'])))"),
-        0.0, ("0 of 3 tests passed",)),
+    Case(
+        "disk_fill",
+        release_with("with open('big', 'wb') as f:\n    f.write(b'0' * (512 * 1024**2))"),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
+    Case(
+        "connection_flood",
+        release_with(
+            "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\nconns = []\n"
+            "for _ in range(100):\n"
+            "    conns.append(await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL'])))"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
     # --- the database and the file system
-    Case("drop_databases", release_with(
-        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
-        "c = await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL']))\n"
-        "for sql in ('DROP DATABASE postgres', 'DROP DATABASE template1', 'DROP ROLE postgres', "
-        "'CREATE DATABASE mine', 'ALTER ROLE CURRENT_USER SUPERUSER'):\n"
-        "    try:\n        await c.execute(sql)\n        print('DID', sql)\n"
-        "    except Exception as exc:\n        print('refused', sql, type(exc).__name__)"),
-        0.0, ("0 of 3 tests passed",)),
-    Case("drop_tables_then_solve", solution_with(
-        "import sqlalchemy as sa\nasync with engine.begin() as _c:\n"
-        "    await _c.execute(sa.text('DROP SCHEMA public CASCADE'))", "ex_product_model"),
-        FULL, ()),
-    Case("connect_as_superuser", release_with(
-        "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
-        "p = asyncpg_params(os.environ['DATABASE_URL'])\np.update(user='postgres', password='', database='postgres')\n"
-        "await asyncpg.connect(**p)"), 0.0, ("0 of 3 tests passed",)),
-    Case("write_outside", release_with(
-        "import pathlib\nfor p in ('/work/escape.txt', '/etc/escape.txt', '/root/escape.txt'):\n"
-        "    try:\n        pathlib.Path(p).write_text('x')\n    except OSError as exc:\n        print('refused', p)"),
-        0.0, ("0 of 3 tests passed",)),
-    Case("network", release_with(
-        "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"), 0.0, ("0 of 3 tests passed",)),
+    Case(
+        "drop_databases",
+        release_with(
+            "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
+            "c = await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL']))\n"
+            "for sql in ('DROP DATABASE postgres', 'DROP DATABASE template1', 'DROP ROLE postgres', "
+            "'CREATE DATABASE mine', 'ALTER ROLE CURRENT_USER SUPERUSER'):\n"
+            "    try:\n        await c.execute(sql)\n        print('DID', sql)\n"
+            "    except Exception as exc:\n        print('refused', sql, type(exc).__name__)"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
+    Case(
+        "drop_tables_then_solve",
+        solution_with(
+            "import sqlalchemy as sa\nasync with engine.begin() as _c:\n"
+            "    await _c.execute(sa.text('DROP SCHEMA public CASCADE'))",
+            "ex_product_model",
+        ),
+        FULL,
+        (),
+    ),
+    Case(
+        "connect_as_superuser",
+        release_with(
+            "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\n"
+            "p = asyncpg_params(os.environ['DATABASE_URL'])\n"
+            "p.update(user='postgres', password='', database='postgres')\n"
+            "await asyncpg.connect(**p)"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
+    Case(
+        "write_outside",
+        release_with(
+            "import pathlib\nfor p in ('/work/escape.txt', '/etc/escape.txt', '/root/escape.txt'):\n"
+            "    try:\n        pathlib.Path(p).write_text('x')\n    except OSError as exc:\n        print('refused', p)"
+        ),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
+    Case(
+        "network",
+        release_with("import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=2)"),
+        0.0,
+        ("0 of 3 tests passed",),
+    ),
     Case("read_hidden_tests", solution_with(READ_HIDDEN, "ex_add_products"), FULL, ()),
     # --- broken files
     Case("malformed_json", lambda b: "{ this is not json", 0.0, ("not valid JSON",)),
@@ -421,73 +489,187 @@ CASES: list[Case] = [
     Case("tests_moved_before_answers", _tests_moved_first, 0.0, ("0 of 3 tests passed",)),
     Case("duplicate_test_id", _duplicate_test_id, 0.0, ("not graded",)),
     # --- faking a pass: the wrong answer (worth 5) plus a trick that would make it 8
-    Case("patch_verdict_require", solution_with(
-        "import autograder.checks.verdict as _v\n_v.Verdict.require = lambda self: self", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("Tampering", "Verdict.require")),
-    Case("patch_require_that", solution_with(
-        "import autograder.teaching as _t\n_t.require_that = lambda *a, **k: None", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("Tampering", "require_that")),
-    Case("patch_check_failed_code", solution_with(
-        "import autograder.teaching as _t\n_t.require_that.__code__ = (lambda *a, **k: None).__code__",
-        "ex_add_products", "wrong"), WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
-    Case("silence_tracebacks", solution_with(
-        "get_ipython().showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("Tampering", "showtraceback")),
-    Case("patch_shell_class", solution_with(
-        "type(get_ipython())._showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("Tampering", "_showtraceback")),
-    Case("settrace", solution_with(
-        "import sys\nsys.settrace(lambda *a: None)", "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "trace")),
-    Case("fake_check_module", solution_with(
-        "import sys, types\n_fake = types.ModuleType('autograder.teaching')\n"
-        "_fake.__dict__.update(sys.modules['autograder.teaching'].__dict__)\n"
-        "_fake.require_that = lambda *a, **k: None\nsys.modules['autograder.teaching'] = _fake",
-        "ex_add_products", "wrong"), WRONG_SCORE, ("Tampering", "sys.modules")),
-    Case("patch_asyncpg", solution_with(
-        "import asyncpg\nasyncpg.connection.Connection.fetchval = lambda self, *a, **k: 0", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("Tampering", "fetchval")),
-    Case("forge_a_passing_reply", solution_with(FORGE_REPLY + "\n_real = add_products\nasync def add_products(*a, **k):\n"
-        "    _forge()\n    return await _real(*a, **k)\n", "ex_add_products", "wrong"),
-        WRONG_SCORE, ("protocol-error",)),
+    Case(
+        "patch_verdict_require",
+        solution_with(
+            "import autograder.checks.verdict as _v\n_v.Verdict.require = lambda self: self", "ex_add_products", "wrong"
+        ),
+        WRONG_SCORE,
+        ("Tampering", "Verdict.require"),
+    ),
+    Case(
+        "patch_require_that",
+        solution_with(
+            "import autograder.teaching as _t\n_t.require_that = lambda *a, **k: None", "ex_add_products", "wrong"
+        ),
+        WRONG_SCORE,
+        ("Tampering", "require_that"),
+    ),
+    Case(
+        "patch_check_failed_code",
+        solution_with(
+            "import autograder.teaching as _t\n_t.require_that.__code__ = (lambda *a, **k: None).__code__",
+            "ex_add_products",
+            "wrong",
+        ),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "silence_tracebacks",
+        solution_with("get_ipython().showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
+        WRONG_SCORE,
+        ("Tampering", "showtraceback"),
+    ),
+    Case(
+        "patch_shell_class",
+        solution_with("type(get_ipython())._showtraceback = lambda *a, **k: None", "ex_add_products", "wrong"),
+        WRONG_SCORE,
+        ("Tampering", "_showtraceback"),
+    ),
+    Case(
+        "settrace",
+        solution_with("import sys\nsys.settrace(lambda *a: None)", "ex_add_products", "wrong"),
+        WRONG_SCORE,
+        ("Tampering", "trace"),
+    ),
+    Case(
+        "fake_check_module",
+        solution_with(
+            "import sys, types\n_fake = types.ModuleType('autograder.teaching')\n"
+            "_fake.__dict__.update(sys.modules['autograder.teaching'].__dict__)\n"
+            "_fake.require_that = lambda *a, **k: None\nsys.modules['autograder.teaching'] = _fake",
+            "ex_add_products",
+            "wrong",
+        ),
+        WRONG_SCORE,
+        ("Tampering", "sys.modules"),
+    ),
+    Case(
+        "patch_asyncpg",
+        solution_with(
+            "import asyncpg\nasyncpg.connection.Connection.fetchval = lambda self, *a, **k: 0",
+            "ex_add_products",
+            "wrong",
+        ),
+        WRONG_SCORE,
+        ("Tampering", "fetchval"),
+    ),
+    Case(
+        "forge_a_passing_reply",
+        solution_with(
+            FORGE_REPLY + "\n_real = add_products\nasync def add_products(*a, **k):\n"
+            "    _forge()\n    return await _real(*a, **k)\n",
+            "ex_add_products",
+            "wrong",
+        ),
+        WRONG_SCORE,
+        ("protocol-error",),
+    ),
     Case("pre_written_reply", solution_with(PRE_WRITE, "ex_add_products", "wrong"), WRONG_SCORE, ("protocol-error",)),
     # --- getting past the tamper check itself: each pairs a way around it with FAKE_PASS (or is one).
     # Replacing a recorded function's code is refused when it is tried (integrity._refuse, an
     # audit hook): the cell raises there, and the wrong answer keeps exactly its own score.
-    Case("reuse_a_freed_address", _wrong_with(REUSE_A_FREED_ADDRESS), WRONG_SCORE, ("2 of 3 tests passed",),
-         min_score=WRONG_SCORE),
-    Case("reuse_a_freed_address_in_a_class", _wrong_with(REUSE_A_FREED_ADDRESS_IN_A_CLASS),
-         WRONG_SCORE, ("Tampering", "Verdict.require")),
-    Case("set_the_baseline_to_none", _wrong_with(
-        "import autograder.grading.integrity as _i\n_i.BASELINE = None\n" + FAKE_PASS),
-        WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
-    Case("switch_off_the_check", _wrong_with(SWITCH_OFF_THE_CHECK + FAKE_PASS),
-         WRONG_SCORE, ("Tampering", "autograder.grading.integrity.unchanged was replaced")),
-    Case("clear_the_check_s_state", _wrong_with(CLEAR_THE_CHECK_S_STATE + FAKE_PASS),
-         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
-    Case("override_the_runner_s_check", _wrong_with("get_ipython().runner._tampering = lambda: []\n" + FAKE_PASS),
-         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
+    Case(
+        "reuse_a_freed_address",
+        _wrong_with(REUSE_A_FREED_ADDRESS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "reuse_a_freed_address_in_a_class",
+        _wrong_with(REUSE_A_FREED_ADDRESS_IN_A_CLASS),
+        WRONG_SCORE,
+        ("Tampering", "Verdict.require"),
+    ),
+    Case(
+        "set_the_baseline_to_none",
+        _wrong_with("import autograder.grading.integrity as _i\n_i.BASELINE = None\n" + FAKE_PASS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "switch_off_the_check",
+        _wrong_with(SWITCH_OFF_THE_CHECK + FAKE_PASS),
+        WRONG_SCORE,
+        ("Tampering", "autograder.grading.integrity.unchanged was replaced"),
+    ),
+    Case(
+        "clear_the_check_s_state",
+        _wrong_with(CLEAR_THE_CHECK_S_STATE + FAKE_PASS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "override_the_runner_s_check",
+        _wrong_with("get_ipython().runner._tampering = lambda: []\n" + FAKE_PASS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
     Case("override_the_runner", _wrong_with(OVERRIDE_THE_RUNNER), WRONG_SCORE, ("Tampering", "runner's run")),
-    Case("patch_a_classmethod_s_code", _wrong_with(
-        "from autograder.checks.probe import Call as _Call\n"
-        "_Call.post.__func__.__code__ = (lambda cls, *a, **k: None).__code__"),
-        WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
-    Case("patch_a_cached_check_helper", _wrong_with(
-        "import autograder.checks.streaming as _s\n_s.urlsplit = lambda *a, **k: None"),
-        WRONG_SCORE, ("Tampering", "autograder.checks.streaming.urlsplit")),
+    Case(
+        "patch_a_classmethod_s_code",
+        _wrong_with(
+            "from autograder.checks.probe import Call as _Call\n"
+            "_Call.post.__func__.__code__ = (lambda cls, *a, **k: None).__code__"
+        ),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "patch_a_cached_check_helper",
+        _wrong_with("import autograder.checks.streaming as _s\n_s.urlsplit = lambda *a, **k: None"),
+        WRONG_SCORE,
+        ("Tampering", "autograder.checks.streaming.urlsplit"),
+    ),
     # --- names the hidden test uses, rebound in the notebook's namespace
-    Case("rebind_a_check_the_test_uses", _wrong_with("require_that = lambda *a, **k: None"),
-         WRONG_SCORE, ("Tampering", "rebinds require_that")),
-    Case("rebind_a_check_while_the_test_runs", _wrong_with(REBIND_INSIDE_THE_TEST),
-         WRONG_SCORE, ("Tampering", "while this test ran", "rebinds require_that")),
+    Case(
+        "rebind_a_check_the_test_uses",
+        _wrong_with("require_that = lambda *a, **k: None"),
+        WRONG_SCORE,
+        ("Tampering", "rebinds require_that"),
+    ),
+    Case(
+        "rebind_a_check_while_the_test_runs",
+        _wrong_with(REBIND_INSIDE_THE_TEST),
+        WRONG_SCORE,
+        ("Tampering", "while this test ran", "rebinds require_that"),
+    ),
     # set aside while the test runs (the test calls the real len): the learner keeps their name
-    Case("shadow_a_builtin_the_test_uses", _wrong_with("len = lambda obj: 2"),
-         WRONG_SCORE, ("2 of 3 tests passed",), min_score=WRONG_SCORE),
+    Case(
+        "shadow_a_builtin_the_test_uses",
+        _wrong_with("len = lambda obj: 2"),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
     # --- tricks that get nowhere: the test cell runs without them (same score as the wrong answer)
-    Case("ipython_hooks_on_the_test", _wrong_with(IPYTHON_HOOKS), WRONG_SCORE, ("2 of 3 tests passed",),
-         min_score=WRONG_SCORE),
-    Case("patch_the_reply_path", _wrong_with(PATCH_THE_REPLY_PATH), WRONG_SCORE, ("2 of 3 tests passed",),
-         min_score=WRONG_SCORE),
-    Case("thread_clears_error_outputs", _wrong_with(THREAD_CLEARS_ERRORS), WRONG_SCORE, ("2 of 3 tests passed",),
-         min_score=WRONG_SCORE),
+    Case(
+        "ipython_hooks_on_the_test",
+        _wrong_with(IPYTHON_HOOKS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "patch_the_reply_path",
+        _wrong_with(PATCH_THE_REPLY_PATH),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
+    Case(
+        "thread_clears_error_outputs",
+        _wrong_with(THREAD_CLEARS_ERRORS),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
     Case("bdb_quit_everywhere", _release_with_all(BDB_QUIT), 0.0, ("0 of 3 tests passed",)),
 ]

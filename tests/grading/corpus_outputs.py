@@ -22,7 +22,7 @@ from tests.grading.corpus import EXERCISES, FULL, WRONG_SCORE, Case, _cell, solu
 SURROGATE = 'print("a lone surrogate: \\ud800")\nimport sys\nsys.stderr.write("\\udfff\\n")'
 
 # Each way a learner cell can hand the runner a display nbformat's schema does not accept.
-INVALID_DISPLAYS = r'''
+INVALID_DISPLAYS = r"""
 import sys
 from IPython.display import display, publish_display_data
 _ip = get_ipython()
@@ -36,15 +36,15 @@ _items.append({"output_type": "display_data", "data": {"text/plain": 1.5}, "meta
 _items.append({"output_type": "stream", "name": 3, "text": ["a", 1]})
 _items.append({"output_type": "no such type"})
 _items.append({"output_type": "execute_result", "data": {"text/plain": "x"}, "metadata": {}, "execution_count": "7"})
-'''
+"""
 
 # A number the child's JSON encoder refuses: that cell's reply becomes an OutputError.
-HUGE_NUMBER = r'''
+HUGE_NUMBER = r"""
 import sys
 sys.set_int_max_str_digits(0)
 sys.stdout.runner.current.items.append({"output_type": "display_data", "data": {"application/json": 10 ** 5000},
                                          "metadata": {}})
-'''
+"""
 
 RAISE_HUGE = "raise ValueError('x' * 8_000_000)"
 SHOW_MANY = (
@@ -57,8 +57,8 @@ SHOW_MANY = (
 )
 FLOOD_ANSWERS = {
     "ex_product_model": SHOW_MANY + "class ShopBase(DeclarativeBase):\n    pass\n"
-                                    "class _Huge:\n    def __getattr__(self, name):\n        " + RAISE_HUGE + "\n"
-                                    "Product = _Huge()",
+    "class _Huge:\n    def __getattr__(self, name):\n        " + RAISE_HUGE + "\n"
+    "Product = _Huge()",
     "ex_session_factory": "def make_session_factory(engine):\n    " + RAISE_HUGE,
     "ex_add_products": "async def add_products(Session, items):\n    " + RAISE_HUGE,
 }
@@ -79,7 +79,7 @@ def _error_flood(base):
 # linecache and from every frame's locals up the stack (the runner's and the process's
 # main loop included), printed, and put where the hidden check quotes it (the products'
 # skus appear in its failure message, and so in result.json and the exports).
-READ_THE_RUNNING_TEST = r'''
+READ_THE_RUNNING_TEST = r"""
 import linecache, sys
 _real_add_products = add_products
 
@@ -107,16 +107,32 @@ async def add_products(Session, items):
         for product in made:
             product.sku = leaked[:3000]
     return made
-'''
+"""
 
 CASES: list[Case] = [
-    Case("print_lone_surrogate", solution_with(SURROGATE, EXERCISES[0]), FULL, ("3 of 3 tests passed",),
-         min_score=FULL),
-    Case("invalid_mimebundles", solution_with(INVALID_DISPLAYS, EXERCISES[0]), FULL, ("3 of 3 tests passed",),
-         min_score=FULL),
-    Case("number_json_cannot_carry", solution_with(HUGE_NUMBER, EXERCISES[1]), FULL, ("3 of 3 tests passed",),
-         min_score=FULL),
+    Case(
+        "print_lone_surrogate", solution_with(SURROGATE, EXERCISES[0]), FULL, ("3 of 3 tests passed",), min_score=FULL
+    ),
+    Case(
+        "invalid_mimebundles",
+        solution_with(INVALID_DISPLAYS, EXERCISES[0]),
+        FULL,
+        ("3 of 3 tests passed",),
+        min_score=FULL,
+    ),
+    Case(
+        "number_json_cannot_carry",
+        solution_with(HUGE_NUMBER, EXERCISES[1]),
+        FULL,
+        ("3 of 3 tests passed",),
+        min_score=FULL,
+    ),
     Case("error_output_flood", _error_flood, 0.0, ("0 of 3 tests passed",)),
-    Case("read_the_running_test", solution_with(READ_THE_RUNNING_TEST, EXERCISES[2]), WRONG_SCORE,
-         ("2 of 3 tests passed",), min_score=WRONG_SCORE),
+    Case(
+        "read_the_running_test",
+        solution_with(READ_THE_RUNNING_TEST, EXERCISES[2]),
+        WRONG_SCORE,
+        ("2 of 3 tests passed",),
+        min_score=WRONG_SCORE,
+    ),
 ]

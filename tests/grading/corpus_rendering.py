@@ -29,23 +29,29 @@ TABLE_ID = "plain-table"
 # shell's display publisher (`IPython.display.display` prints reprs in the grader's kernel).
 BUNDLES: list[dict[str, str]] = [
     {"text/html": f"<script>{PWN.format('script')}</script>"},
-    {"text/html": f"<img src=x onerror=\"{PWN.format('img')}\">"},
-    {"image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" onload="{PWN.format("svg")}">'
-                      '<rect width="20" height="20" fill="teal"/></svg>'},
+    {"text/html": f'<img src=x onerror="{PWN.format("img")}">'},
+    {
+        "image/svg+xml": f'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20" onload="{PWN.format("svg")}">'
+        '<rect width="20" height="20" fill="teal"/></svg>'
+    },
     {"text/html": f"<a id='js-link' href=\"javascript:{PWN.format('link')}\">click me</a>"},
     {"application/javascript": PWN.format("javascript")},
-    {"text/markdown": f"<img src=y onerror=\"{PWN.format('markdown')}\">"},
+    {"text/markdown": f'<img src=y onerror="{PWN.format("markdown")}">'},
     {"text/html": "<iframe srcdoc='<script>parent.__pwned = 1</script>'></iframe>"},
 ]
 # ... and, as the cell's value (an execute_result), a plain table that must still show.
 TABLE = {"text/html": f"<table id='{TABLE_ID}'><tr><th>product</th></tr><tr><td>teapot</td></tr></table>"}
-ACTIVE_OUTPUTS = "".join(f"get_ipython().display_pub.publish({{'text/plain': 'payload', **{bundle!r}}})\n"
-                         for bundle in BUNDLES) + f"from IPython.display import HTML\nHTML({TABLE['text/html']!r})\n"
+ACTIVE_OUTPUTS = (
+    "".join(f"get_ipython().display_pub.publish({{'text/plain': 'payload', **{bundle!r}}})\n" for bundle in BUNDLES)
+    + f"from IPython.display import HTML\nHTML({TABLE['text/html']!r})\n"
+)
 
 # A markdown cell the learner added (not an nbgrader cell: nothing restores it).
-ACTIVE_MARKDOWN = (f"My notes <script>{PWN.format('md-cell')}</script>\n\n"
-                   f"<img src=z onerror=\"{PWN.format('md-cell-img')}\">\n\n"
-                   f"[a link](<javascript:{PWN.format('md-link')}>)")
+ACTIVE_MARKDOWN = (
+    f"My notes <script>{PWN.format('md-cell')}</script>\n\n"
+    f'<img src=z onerror="{PWN.format("md-cell-img")}">\n\n'
+    f"[a link](<javascript:{PWN.format('md-link')}>)"
+)
 
 
 def solution_with_active_content(base):
@@ -90,6 +96,7 @@ def active_content(notebook: Path) -> list[str]:
 
 def pasted(*grade_ids: str, where: str = "after"):
     """The solution with each answer cell pasted once more, metadata and all (JupyterLab's paste)."""
+
     def build(base):
         nb = copy.deepcopy(base["solution"])
         for grade_id in grade_ids:
@@ -99,6 +106,7 @@ def pasted(*grade_ids: str, where: str = "after"):
             at = nb.cells.index(original)
             nb.cells.insert(at + 1 if where == "after" else at, copy_)
         return nb
+
     return build
 
 
@@ -106,16 +114,33 @@ def _pasted_with_an_older_version_first(base):
     """The learner kept an unfinished copy above the final one (both are answer cells)."""
     nb = pasted("ex_add_products")(base)
     first = _cell(nb, "ex_add_products")  # the first of the two
-    first.source = "# first try, kept by mistake\nasync def add_products(Session, items):\n    raise NotImplementedError"
+    first.source = (
+        "# first try, kept by mistake\nasync def add_products(Session, items):\n    raise NotImplementedError"
+    )
     return nb
 
 
 CASES: list[Case] = [
-    Case("render_active_outputs_and_markdown", solution_with_active_content, FULL, ("3 of 3 tests passed",),
-         min_score=FULL),
+    Case(
+        "render_active_outputs_and_markdown",
+        solution_with_active_content,
+        FULL,
+        ("3 of 3 tests passed",),
+        min_score=FULL,
+    ),
     Case("pasted_answer_cell", pasted("ex_add_products"), FULL, ("3 of 3 tests passed",), min_score=FULL),
-    Case("pasted_every_answer_cell", pasted(*EXERCISES[1:], where="before"), FULL, ("3 of 3 tests passed",),
-         min_score=FULL),
-    Case("pasted_answer_cell_older_version_first", _pasted_with_an_older_version_first, FULL,
-         ("3 of 3 tests passed",), min_score=FULL),
+    Case(
+        "pasted_every_answer_cell",
+        pasted(*EXERCISES[1:], where="before"),
+        FULL,
+        ("3 of 3 tests passed",),
+        min_score=FULL,
+    ),
+    Case(
+        "pasted_answer_cell_older_version_first",
+        _pasted_with_an_older_version_first,
+        FULL,
+        ("3 of 3 tests passed",),
+        min_score=FULL,
+    ),
 ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from autograder.db.url import project_root
 from autograder.grading import autograde
 from autograder.grading.run import GradeOptions, GradeRun
+from autograder.paths import project_root
 
 LESSON = "01_session_dependency"
 
@@ -32,8 +32,10 @@ def test_a_notebook_made_invalid_by_a_preprocessor_is_still_refused(tmp_path, mo
     monkeypatch.setattr(autograde.SplitAutograde, "__init__", with_bad_step)
     folder = tmp_path / "submitted" / "ada" / LESSON
     folder.mkdir(parents=True)
-    nbformat.write(nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4),
-                   folder / f"{LESSON}.ipynb")
+    nbformat.write(
+        nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4),
+        folder / f"{LESSON}.ipynb",
+    )
     [result] = GradeRun(tmp_path, GradeOptions(workers=1)).run().results
     assert result.status == "error" and result.score == 0
     assert "nbgrader could not check the notebook's cells (NotebookValidationError" in result.verdict

@@ -15,19 +15,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course.workspace import answered
-from autograder.db.url import project_root
 from autograder.grading.databases import GradingDatabases
 from autograder.grading.executor import Deadlines
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
+from autograder.paths import project_root
 from tests.course.wrong_answers import WRONG_ANSWERS
 from tests.grading import corpus_database, corpus_outputs, corpus_rendering, corpus_sandbox
 from tests.grading.corpus import CASES as FIRST_ROUND
-from tests.grading.corpus import LESSON, write_submission
+from tests.grading.corpus import LESSON
+from tests.support.submissions import submit
+from tests.support.workspace import answered
 
 # Round two (issue 11): one module per class of hole, each holding its own cases.
-CASES = [*FIRST_ROUND, *corpus_sandbox.CASES, *corpus_database.CASES, *corpus_outputs.CASES,
-         *corpus_rendering.CASES]
+CASES = [*FIRST_ROUND, *corpus_sandbox.CASES, *corpus_database.CASES, *corpus_outputs.CASES, *corpus_rendering.CASES]
 
 ROOT_ONLY = {"fork_bomb"}  # without a uid of its own the process limit cannot apply
 ESCAPES = [Path("/work/escape.txt"), Path("/etc/escape.txt"), Path("/root/escape.txt")]
@@ -37,9 +37,12 @@ def _bases():
     solution = nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
     release = nbformat.read(project_root() / "notebooks" / LESSON / f"{LESSON}.ipynb", as_version=4)
     wrong_case = WRONG_ANSWERS[LESSON]
-    return {"solution": answered(release, solution), "release": release,
-            "wrong": answered(release, solution, {wrong_case.solution_id: wrong_case.source}),
-            "source": solution}
+    return {
+        "solution": answered(release, solution),
+        "release": release,
+        "wrong": answered(release, solution, {wrong_case.solution_id: wrong_case.source}),
+        "source": solution,
+    }
 
 
 def _cases():
@@ -51,7 +54,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus-course")
     bases = _bases()
     for case in _cases():
-        write_submission(root, case.name, case.build(bases))
+        submit(root, case.name, LESSON, case.build(bases))
     options = GradeOptions(workers=2, deadlines=Deadlines(cell=6.0, notebook=90.0, grace=2.0))
     # What class B's cases look for: a secret in the grader's environment, another checkout.
     other = Path(corpus_sandbox.OTHER_CHECKOUT)
@@ -80,7 +83,8 @@ def test_each_case_gets_a_complete_result_naming_what_happened_and_no_unearned_p
     assert on_disk["score"] == result.score
     assert case.min_score <= result.score <= case.max_score, (
         f"{case.name} scored {result.score} (allowed {case.min_score}..{case.max_score}): {result.verdict} "
-        f"{[(t.name, t.status, t.message[:120]) for t in result.tests]}")
+        f"{[(t.name, t.status, t.message[:120]) for t in result.tests]}"
+    )
     text = result.verdict + " " + " ".join(t.message for t in result.tests)
     for fragment in case.says:
         assert fragment in text, f"{case.name}: the verdict should say {fragment!r}; it says: {text[:600]}"
@@ -132,8 +136,12 @@ def test_hidden_tests_cannot_be_read_back(graded):
     hidden = [h for h in hidden if h not in public]
     assert hidden
     autograded = nbformat.read(root / "autograded" / "read_hidden_tests" / LESSON / f"{LESSON}.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for c in autograded.cells if c.cell_type == "code"
-                      and not c.metadata.get("nbgrader", {}).get("grade") for o in c.get("outputs", []))
+    printed = "".join(
+        o.get("text", "")
+        for c in autograded.cells
+        if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("grade")
+        for o in c.get("outputs", [])
+    )
     assert len(printed) > 0, "the reading cell ran and printed what it found"
     leaked = [h for h in hidden if h in printed]
     assert not leaked, f"hidden test lines were read back: {leaked[:3]}"
@@ -165,8 +173,10 @@ def test_the_running_test_cannot_be_read_back(graded):
     shown = json.dumps([c.get("outputs", []) for c in autograded.cells if c.cell_type == "code"])
     assert "_peek" in shown or len(shown) > 1000, "the reading function ran and printed what it found"
     out = root / EXPORTS_DIR / LESSON / name
-    for text in (shown, *(p.read_text() for p in (out / "result.json", out / "results.gradescope.json",
-                                                  out / "results.exercism.json"))):
+    for text in (
+        shown,
+        *(p.read_text() for p in (out / "result.json", out / "results.gradescope.json", out / "results.exercism.json")),
+    ):
         plain = text.replace("\\", "")
         leaked = [h for h in hidden if h.replace("\\", "") in plain]
         assert not leaked, f"hidden test lines were read back: {leaked[:3]}"
@@ -183,8 +193,13 @@ def _everything_written(root: Path) -> str:
 def test_no_case_reached_anything_outside_its_sandbox(graded):
     root, report, results = graded
     written = _everything_written(root)
-    reached = sorted({line.strip() for line in written.replace("\\n", "\n").splitlines()
-                      if corpus_sandbox.MARKER in line and "print(" not in line})
+    reached = sorted(
+        {
+            line.strip()
+            for line in written.replace("\\n", "\n").splitlines()
+            if corpus_sandbox.MARKER in line and "print(" not in line
+        }
+    )
     if os.geteuid() == 0:
         assert not reached, f"a submission reached what the sandbox should keep from it: {reached}"
     assert corpus_sandbox.GRADER_SECRET not in written

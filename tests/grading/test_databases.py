@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import time
 from pathlib import Path
+from typing import ClassVar
 
+import asyncpg
 import pytest
 
+from autograder.db.admin import asyncpg_params
+from autograder.errors import SetupError
 from autograder.grading import databases
 
 
@@ -66,7 +74,7 @@ def test_a_running_cluster_is_never_swept(monkeypatch, tmp_path):
     assert folder.exists()
 
 
-@pytest.mark.parametrize("size, expected", [(64 * 1024**2, False), (4 * 1024**3, True)])
+@pytest.mark.parametrize(("size", "expected"), [(64 * 1024**2, False), (4 * 1024**3, True)])
 def test_a_small_tmpfs_is_not_used(monkeypatch, tmp_path, size, expected):
     """Docker gives containers a 64 MB /dev/shm: the cluster would not fit."""
     mounts = tmp_path / "mounts"
@@ -88,16 +96,6 @@ def test_a_small_tmpfs_is_not_used(monkeypatch, tmp_path, size, expected):
 # ---------------------------------------------------------------- the grading server, live
 # Each test below opens the real grading cluster (a test of its own pid's roles only), gives a
 # submission a database, and attacks from that submission's role with what its URL allows.
-
-import asyncio  # noqa: E402
-import os  # noqa: E402
-import contextlib  # noqa: E402
-import time  # noqa: E402
-
-import asyncpg  # noqa: E402
-
-from autograder.db.admin import asyncpg_params  # noqa: E402
-from autograder.errors import SetupError  # noqa: E402
 
 LESSON = "00_foundations"
 
@@ -134,7 +132,7 @@ async def test_a_role_gets_into_its_own_database_only():
         await conn.close()
         template = await dbs.template_for(LESSON)
         for other in (neighbour.name, template, "postgres", "template1", "template0"):
-            with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match="no pg_hba.conf entry"):
+            with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match=r"no pg_hba\.conf entry"):
                 await connect_as(mine, other)
 
 
@@ -160,8 +158,9 @@ async def test_a_new_database_admits_nobody_until_its_privileges_are_set():
         mine = await dbs.create(LESSON)
         dbs._conn = real
         assert seen == [False]
-        row = await dbs._conn.fetchrow("SELECT datallowconn, datacl::text AS acl FROM pg_database WHERE datname = $1",
-                                       mine.name)
+        row = await dbs._conn.fetchrow(
+            "SELECT datallowconn, datacl::text AS acl FROM pg_database WHERE datname = $1", mine.name
+        )
         assert row["datallowconn"] and "=" + "c" not in row["acl"].replace(mine.name, "")  # no PUBLIC entry
 
 
@@ -174,14 +173,17 @@ async def own_template(dbs: databases.GradingDatabases):
     try:
         yield lesson, template
     finally:
-        await dbs._conn.execute(f'ALTER DATABASE "{template}" IS_TEMPLATE false')
-        await dbs._conn.execute(f'DROP DATABASE "{template}" WITH (FORCE)')
+        conn = dbs._conn
+        assert conn is not None, "the grading databases are open"
+        await conn.execute(f'ALTER DATABASE "{template}" IS_TEMPLATE false')
+        await conn.execute(f'DROP DATABASE "{template}" WITH (FORCE)')
 
 
 async def test_templates_are_closed_and_an_open_one_is_made_again():
     async with grading() as dbs, own_template(dbs) as (lesson, template):
-        row = await dbs._conn.fetchrow("SELECT datallowconn, datistemplate FROM pg_database WHERE datname = $1",
-                                       template)
+        row = await dbs._conn.fetchrow(
+            "SELECT datallowconn, datistemplate FROM pg_database WHERE datname = $1", template
+        )
         assert (row["datallowconn"], row["datistemplate"]) == (False, True)
         # A template left open by an older grader, with an intruder's table in it:
         await dbs._conn.execute(f'ALTER DATABASE "{template}" ALLOW_CONNECTIONS true')
@@ -237,8 +239,12 @@ async def test_superuser_only_limits_cannot_be_lifted_by_the_role():
         mine = await dbs.create(LESSON)
         conn = await connect_as(mine)
         assert await conn.fetchval("SHOW temp_file_limit") == "64MB"
-        for sql in ("SET temp_file_limit = -1", "ALTER ROLE CURRENT_USER SET temp_file_limit = -1",
-                    "SET track_activities = off", "ALTER ROLE CURRENT_USER CONNECTION LIMIT -1"):
+        for sql in (
+            "SET temp_file_limit = -1",
+            "ALTER ROLE CURRENT_USER SET temp_file_limit = -1",
+            "SET track_activities = off",
+            "ALTER ROLE CURRENT_USER CONNECTION LIMIT -1",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(sql)
         # RESET ALL resets only what the role may set itself
@@ -248,12 +254,14 @@ async def test_superuser_only_limits_cannot_be_lifted_by_the_role():
         await again.close()
         # nor through its own database, which it owns
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute(f'ALTER DATABASE "{await conn.fetchval("SELECT current_database()")}" '
-                               "SET temp_file_limit = -1")
+            await conn.execute(
+                f'ALTER DATABASE "{await conn.fetchval("SELECT current_database()")}" SET temp_file_limit = -1'
+            )
         await conn.execute("SET work_mem = '64kB'")
         with pytest.raises(asyncpg.ConfigurationLimitExceededError, match="temp_file_limit"):
-            await conn.fetchval("SELECT count(*) FROM (SELECT g, md5(g::text) FROM generate_series(1, 3000000) g "
-                                "ORDER BY 2) s")
+            await conn.fetchval(
+                "SELECT count(*) FROM (SELECT g, md5(g::text) FROM generate_series(1, 3000000) g ORDER BY 2) s"
+            )
         await conn.close()
 
 
@@ -296,8 +304,9 @@ async def test_the_watchdog_ends_a_backend_that_takes_too_much_memory():
         await conn.execute("SET work_mem = '1GB'")
         with pytest.raises((asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)):
             # ~400 MB sorted in memory if nobody stops it
-            await conn.fetchval("SELECT count(*) FROM (SELECT g, md5(g::text) FROM generate_series(1, 4000000) g "
-                                "ORDER BY 2) s")
+            await conn.fetchval(
+                "SELECT count(*) FROM (SELECT g, md5(g::text) FROM generate_series(1, 4000000) g ORDER BY 2) s"
+            )
         assert any("MiB of server memory (limit 64 MiB)" in e for e in dbs.watchdog_events(mine.name))
 
 
@@ -305,12 +314,17 @@ async def test_the_watchdog_closes_a_database_that_grows_past_its_cap():
     async with grading(databases.Limits(database_size=48 * databases.MiB)) as dbs:
         mine = await dbs.create(LESSON)
         conn = await connect_as(mine)
-        with pytest.raises((asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)):
-            await conn.execute("CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
-                               "FROM generate_series(1, 200000) g")  # ~50 MB
+
+        async def fill() -> None:
+            await conn.execute(
+                "CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 200000) g"
+            )  # ~50 MB
             for _ in range(20):  # and on, until the watchdog notices
                 await conn.execute("INSERT INTO filler SELECT * FROM filler LIMIT 200000")
                 await asyncio.sleep(0.2)
+
+        with pytest.raises((asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)):
+            await fill()
         assert any("grew to" in e and "limit 48 MiB" in e for e in dbs.watchdog_events(mine.name))
         with pytest.raises(asyncpg.InvalidAuthorizationSpecificationError, match="not permitted to log in"):
             await connect_as(mine)
@@ -338,7 +352,7 @@ async def test_a_role_that_would_have_powers_is_refused(monkeypatch):
         await self._conn.execute(f'GRANT pg_execute_server_program TO "{name}"')
 
     monkeypatch.setattr(databases.GradingDatabases, "_create_role", with_a_risky_membership)
-    with pytest.raises(SetupError, match="Refusing to grade.*pg_execute_server_program"):
+    with pytest.raises(SetupError, match=r"Refusing to grade.*pg_execute_server_program"):
         async with grading():
             pass
 
@@ -368,8 +382,10 @@ async def test_temporary_files_count_against_the_database_cap():
         conn = await connect_as(mine)
         await conn.execute("SET work_mem = '64kB'")
         with pytest.raises((asyncpg.AdminShutdownError, asyncpg.ConnectionDoesNotExistError)):
-            await conn.fetchval("SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
-                                "FROM generate_series(1, 600000) g ORDER BY pad) s")  # ~320 MB spilled
+            await conn.fetchval(
+                "SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
+                "FROM generate_series(1, 600000) g ORDER BY pad) s"
+            )  # ~320 MB spilled
         assert any("grew to" in e for e in dbs.watchdog_events(mine.name))
 
 
@@ -409,8 +425,10 @@ async def test_busy_backends_together_get_no_more_than_their_cpu_share():
         conns = [await connect_as(mine) for _ in range(4)]
         pids = [await c.fetchval("SELECT pg_backend_pid()") for c in conns]
         await asyncio.sleep(0.5)  # the watchdog moves them into the submission's group
-        work = [asyncio.ensure_future(c.fetchval("SELECT count(*) FROM (SELECT generate_series(1, 10000000000)) s"))
-                for c in conns]
+        work = [
+            asyncio.ensure_future(c.fetchval("SELECT count(*) FROM (SELECT generate_series(1, 10000000000)) s"))
+            for c in conns
+        ]
         await asyncio.sleep(0.3)
         before, started = sum(_cpu_seconds(p) for p in pids), time.monotonic()
         await asyncio.sleep(3)
@@ -425,14 +443,29 @@ async def test_busy_backends_together_get_no_more_than_their_cpu_share():
 async def test_on_a_server_whose_rules_are_not_ours_a_role_elsewhere_is_ended():
     """An external server may admit PUBLIC into `postgres` (our cluster's hba never lets a role
     there, so this is checked on what pg_stat_activity would say)."""
+
     class Conn:
-        terminated: list[int] = []
+        terminated: ClassVar[list[int]] = []
 
         async def fetch(self, sql, *args):
-            return [{"pid": 41, "usename": "grade_1_2", "datname": "postgres", "state": "idle",
-                     "statement_s": 0.1, "xact_s": None},
-                    {"pid": 42, "usename": "grade_1_2", "datname": "grade_1_2", "state": "idle",
-                     "statement_s": 0.1, "xact_s": None}]
+            return [
+                {
+                    "pid": 41,
+                    "usename": "grade_1_2",
+                    "datname": "postgres",
+                    "state": "idle",
+                    "statement_s": 0.1,
+                    "xact_s": None,
+                },
+                {
+                    "pid": 42,
+                    "usename": "grade_1_2",
+                    "datname": "grade_1_2",
+                    "state": "idle",
+                    "statement_s": 0.1,
+                    "xact_s": None,
+                },
+            ]
 
         async def execute(self, sql, *args):
             self.terminated.append(args[0])
@@ -440,5 +473,6 @@ async def test_on_a_server_whose_rules_are_not_ours_a_role_elsewhere_is_ended():
     watchdog = databases.Watchdog(None, Conn(), 1, databases.Limits(size_every=10**9), local_backends=False)
     await watchdog.check()
     assert Conn.terminated == [41]
-    assert watchdog.events["grade_1_2"] == ["a database connection to 'postgres', not its own database: "
-                                            "the grader ended it"]
+    assert watchdog.events["grade_1_2"] == [
+        "a database connection to 'postgres', not its own database: the grader ended it"
+    ]

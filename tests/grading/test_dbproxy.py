@@ -15,12 +15,12 @@ import asyncpg
 import nbformat
 import pytest
 
-from autograder.course.workspace import answered
 from autograder.db import admin
-from autograder.db.url import project_root
 from autograder.grading.databases import GradingDatabases
 from autograder.grading.dbproxy import SubmissionProxy, Upstream, parse_startup
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
+from autograder.paths import project_root
+from tests.support.workspace import answered
 
 ROOT = os.geteuid() == 0
 
@@ -44,11 +44,14 @@ async def test_only_its_own_role_on_its_own_database_gets_through(server_url):
     await proxy.start()
     try:
         own = admin.asyncpg_params(database.url)
-        conn = await asyncpg.connect(host=str(proxy.folder), user=own["user"], password=own["password"],
-                                     database=database.name)
+        conn = await asyncpg.connect(
+            host=str(proxy.folder), user=own["user"], password=own["password"], database=database.name
+        )
         try:
-            assert await conn.fetchrow("SELECT current_user AS u, current_database() AS d") == (database.role,
-                                                                                               database.name)
+            assert await conn.fetchrow("SELECT current_user AS u, current_database() AS d") == (
+                database.role,
+                database.name,
+            )
         finally:
             await conn.close()
         superuser = server_url.username or "postgres"

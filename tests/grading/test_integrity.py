@@ -13,15 +13,16 @@ import operator
 import sys
 import types
 
-import asyncpg  # noqa: F401  (watched: imported before the baseline, as in the fork server)
-import httpx  # noqa: F401
+# The modules the baseline watches are imported before it is taken, as in the fork server:
+import asyncpg  # noqa: F401 - imported for the baseline (see above)
+import httpx  # noqa: F401 - imported for the baseline
 import pytest
-import sqlalchemy  # noqa: F401
+import sqlalchemy  # noqa: F401 - imported for the baseline
 from IPython.core.interactiveshell import InteractiveShell
 from sqlalchemy.ext.asyncio import AsyncSession
 from traitlets.config import Config
 
-import autograder.checks  # noqa: F401
+import autograder.checks  # noqa: F401 - imported for the baseline
 import autograder.checks.streaming as streaming
 import autograder.grading.kernel as kernel
 import autograder.teaching as teaching
@@ -60,6 +61,7 @@ def slow_path(baseline):
 
 # Each tampering applies itself (undone by monkeypatch, or by the cleanup it returns) and names
 # the message `changes()` must give.
+
 
 def replace_a_module_function(monkeypatch, shell):
     monkeypatch.setattr(teaching, "require_that", lambda condition, message: None)
@@ -133,8 +135,9 @@ def replace_a_cached_function(monkeypatch, shell):
 
 
 def replace_the_code_behind_a_cache(monkeypatch, shell):
-    monkeypatch.setattr(streaming.urlsplit.__wrapped__, "__code__",
-                        (lambda url, scheme="", allow_fragments=True: None).__code__)
+    monkeypatch.setattr(
+        streaming.urlsplit.__wrapped__, "__code__", (lambda url, scheme="", allow_fragments=True: None).__code__
+    )
     return "the code of autograder.checks.streaming.urlsplit was replaced"
 
 
@@ -148,8 +151,10 @@ def swap_the_function_inside_a_closure(monkeypatch, shell):
     cell = teaching.expect_failure.__closure__[0]
     original = cell.cell_contents
     cell.cell_contents = lambda *args, **kwargs: iter([None])
-    return ("a function autograder.teaching.expect_failure calls through its closure was replaced",
-            lambda: setattr(cell, "cell_contents", original))
+    return (
+        "a function autograder.teaching.expect_failure calls through its closure was replaced",
+        lambda: setattr(cell, "cell_contents", original),
+    )
 
 
 def add_a_special_method_to_a_check_class(monkeypatch, shell):
@@ -164,15 +169,16 @@ def give_a_module_another_class(monkeypatch, shell):
 
     original = type(teaching)
     teaching.__class__ = Lenient
-    return ("the module autograder.teaching was given another class",
-            lambda: setattr(teaching, "__class__", original))
+    return ("the module autograder.teaching was given another class", lambda: setattr(teaching, "__class__", original))
 
 
 def change_the_bases_of_a_class(monkeypatch, shell):
     original = kernel.Shell.__bases__
     kernel.Shell.__bases__ = (InteractiveShell,)  # the same base: still a new MRO, and the check sees it
-    return ("the base classes of autograder.grading.kernel.Shell were changed",
-            lambda: setattr(kernel.Shell, "__bases__", original))
+    return (
+        "the base classes of autograder.grading.kernel.Shell were changed",
+        lambda: setattr(kernel.Shell, "__bases__", original),
+    )
 
 
 def replace_a_builtin(monkeypatch, shell):
@@ -181,12 +187,23 @@ def replace_a_builtin(monkeypatch, shell):
 
 
 TAMPERING = [
-    replace_a_module_function, replace_only_a_functions_code, delete_a_watched_function,
-    replace_a_method_of_a_check_class, replace_a_method_of_a_library_class, replace_a_module_in_sys_modules,
-    install_a_trace_function, replace_with_an_object_equal_to_the_original,
-    override_a_method_on_the_shell_instance, replace_the_code_of_a_classmethod, replace_a_cached_function,
-    replace_the_code_behind_a_cache, edit_a_keyword_default_in_place, swap_the_function_inside_a_closure,
-    add_a_special_method_to_a_check_class, give_a_module_another_class, change_the_bases_of_a_class,
+    replace_a_module_function,
+    replace_only_a_functions_code,
+    delete_a_watched_function,
+    replace_a_method_of_a_check_class,
+    replace_a_method_of_a_library_class,
+    replace_a_module_in_sys_modules,
+    install_a_trace_function,
+    replace_with_an_object_equal_to_the_original,
+    override_a_method_on_the_shell_instance,
+    replace_the_code_of_a_classmethod,
+    replace_a_cached_function,
+    replace_the_code_behind_a_cache,
+    edit_a_keyword_default_in_place,
+    swap_the_function_inside_a_closure,
+    add_a_special_method_to_a_check_class,
+    give_a_module_another_class,
+    change_the_bases_of_a_class,
     replace_a_builtin,
 ]
 
@@ -220,8 +237,9 @@ def test_tampering_is_caught_and_named(case, baseline, shell, monkeypatch):
     assert expected in found
 
 
-@pytest.mark.parametrize("case", [None, *TAMPERING],
-                         ids=lambda case: "nothing" if case is None else case.__name__.replace("_", " "))
+@pytest.mark.parametrize(
+    "case", [None, *TAMPERING], ids=lambda case: "nothing" if case is None else case.__name__.replace("_", " ")
+)
 def test_the_fast_path_is_false_exactly_when_the_slow_path_finds_something(case, baseline, shell, monkeypatch):
     cleanup = tamper(case, monkeypatch, shell)[1] if case is not None else (lambda: None)
     try:
@@ -233,6 +251,7 @@ def test_the_fast_path_is_false_exactly_when_the_slow_path_finds_something(case,
 
 
 # --- a freed object's address cannot be handed to a fake
+
 
 def test_replaced_code_is_kept_alive_so_a_fake_cannot_take_its_address(baseline, shell, monkeypatch):
     """Swap require_that's code, then make code objects until one lands where the original was
@@ -257,8 +276,10 @@ def test_a_replaced_class_attribute_is_kept_alive_so_a_fake_cannot_take_its_addr
     original_address = id(vars(AsyncSession)["commit"])
     monkeypatch.setattr(AsyncSession, "commit", None)
     for _ in range(5000):
+
         async def commit(self):
             return None
+
         if id(commit) == original_address:
             break
         del commit
@@ -270,6 +291,7 @@ def test_a_replaced_class_attribute_is_kept_alive_so_a_fake_cannot_take_its_addr
 
 # --- the check cannot be switched off
 
+
 def test_the_state_is_tuples_all_the_way_down(baseline):
     """Nothing in the check's own state can be cleared, appended to or rebound."""
     tools, chunks = baseline.state
@@ -277,14 +299,15 @@ def test_the_state_is_tuples_all_the_way_down(baseline):
     for chunk in chunks:
         assert type(chunk) is tuple and all(type(part) is tuple for part in chunk)
         *flat, attributes, instances = chunk
-        for getter, objects, expected in attributes:
+        for _getter, objects, expected in attributes:
             assert type(objects) is tuple and type(expected) is tuple
         for _, forbidden, names, values in instances:
             assert type(forbidden) is frozenset and type(names) is tuple and type(values) is tuple
 
 
-@pytest.mark.parametrize("function", [integrity.unchanged, integrity.remember, kernel._steps],
-                         ids=lambda function: function.__name__)
+@pytest.mark.parametrize(
+    "function", [integrity.unchanged, integrity.remember, kernel._steps], ids=lambda function: function.__name__
+)
 def test_the_check_reads_no_global_name(function):
     """Not even a builtin: rebinding builtins.all or a module global changes nothing it computes."""
     loads = [i.argval for i in dis.get_instructions(function) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")]
@@ -321,9 +344,9 @@ def test_rewriting_the_check_s_code_is_seen_before_it_is_called(baseline, monkey
 def test_the_state_cannot_be_edited_in_place(baseline):
     tools, chunks = baseline.state
     with pytest.raises(TypeError):
-        chunks[0][2][0] = None  # type: ignore[index]
+        chunks[0][2][0] = None
     with pytest.raises(AttributeError):
-        chunks[0][2].clear()  # type: ignore[attr-defined]
+        chunks[0][2].clear()
 
 
 def test_a_shadowed_name_or_builtin_the_test_uses_is_caught(baseline, shell):
@@ -354,37 +377,37 @@ FAILING_TEST = "require_that(len([1]) == 2, 'the test must fail')"
 RUNNER_TRICKS = {
     # Switches a cell could find in the installed package.
     "baseline set to None": "import autograder.grading.integrity as i\ni.BASELINE = None\n"
-                            "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
+    "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
     "the runner's check replaced": "get_ipython().runner._tampering = lambda: []\n"
-                                   "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
+    "import autograder.teaching as t\nt.require_that = lambda *a, **k: None",
     "the runner's run replaced": "import sys\nr = sys.stdout.runner\n"
-                                 "r.run = lambda *a, **k: {'execution_count': 1, 'outputs': [], 'status': 'ok'}",
+    "r.run = lambda *a, **k: {'execution_count': 1, 'outputs': [], 'status': 'ok'}",
     # Names the test uses, rebound in the notebook.
     "a check rebound": "require_that = lambda *a, **k: None",
     "a builtin shadowed": "len = lambda value: 2",
     # The reply path: the grader answers with its own os.write and C JSON codec.
     "the pipe patched": "import multiprocessing.connection as mc\n_send = mc.Connection.send_bytes\n"
-                        "mc.Connection.send_bytes = lambda self, buf, *a: _send(self, bytes(buf).replace("
-                        "b'\"error\"', b'\"stream\"'), *a)",
+    "mc.Connection.send_bytes = lambda self, buf, *a: _send(self, bytes(buf).replace("
+    "b'\"error\"', b'\"stream\"'), *a)",
     "the JSON decoder patched": "import json\nclass D(json.JSONDecoder):\n    def decode(self, s, *a, **k):\n"
-                                "        m = super().decode(s)\n        m['source'] = 'pass'\n        return m\n"
-                                "json._default_decoder = D()",
+    "        m = super().decode(s)\n        m['source'] = 'pass'\n        return m\n"
+    "json._default_decoder = D()",
 }
 
 IGNORED_HOOKS = {
     # IPython's own extension points: a test cell is run without them.
     "an input transformer": "get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])",
     "an AST transformer": "import ast\nclass T(ast.NodeTransformer):\n    def visit_Module(self, node):\n"
-                          "        return ast.Module([ast.Pass()], [])\nget_ipython().ast_transformers.append(T())",
+    "        return ast.Module([ast.Pass()], [])\nget_ipython().ast_transformers.append(T())",
     "a post_run_cell callback": "ip = get_ipython()\nip.events.register('post_run_cell', lambda r: "
-                                "(setattr(r, 'error_in_exec', None), ip.runner.current.items.clear()))",
+    "(setattr(r, 'error_in_exec', None), ip.runner.current.items.clear()))",
     "a trait observer": "ip = get_ipython()\nip.observe(lambda change: change['new'] is not None and "
-                        "setattr(change['new'], 'error_in_exec', None), 'last_execution_result')",
+    "setattr(change['new'], 'error_in_exec', None), 'last_execution_result')",
     # Code left running that edits the outputs: whether the test raised is not read from them.
     "a thread clearing error outputs": "import threading, sys\nr = sys.stdout.runner\ndef clean():\n"
-                                       "    while True:\n        r.current.items[:] = [o for o in r.current.items "
-                                       "if o.get('output_type') != 'error']\n"
-                                       "threading.Thread(target=clean, daemon=True).start()",
+    "    while True:\n        r.current.items[:] = [o for o in r.current.items "
+    "if o.get('output_type') != 'error']\n"
+    "threading.Thread(target=clean, daemon=True).start()",
     # IPython shows no traceback for BdbQuit: the test would have looked passed.
     "a BdbQuit from the learner's code": "import bdb\ndef helper():\n    raise bdb.BdbQuit()",
 }
@@ -399,8 +422,12 @@ def executor():
 def run_with(executor, tmp_path, trick, test=FAILING_TEST):
     workdir = tmp_path / "job"
     sandbox.prepare_workdir(workdir, 0)
-    job = JobSpec(env={}, sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False), graded_cells=frozenset({2}),
-                  deadlines=Deadlines(cell=10.0, notebook=60.0, grace=2.0))
+    job = JobSpec(
+        env={},
+        sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False),
+        graded_cells=frozenset({2}),
+        deadlines=Deadlines(cell=10.0, notebook=60.0, grace=2.0),
+    )
     return executor.execute([(0, SETUP), (1, trick), (2, test), (3, "print('after')")], job)
 
 
@@ -433,24 +460,34 @@ def test_a_hook_registered_on_ipython_does_not_make_a_failing_test_pass(executor
 
 # --- round two: what the before/after check could not see, and what it got wrong
 
-SQLALCHEMY_TEST = ("from sqlalchemy import inspect\n"
-                   "require_that(inspect(object(), raiseerr=False) is not None, 'the test must fail')")
+SQLALCHEMY_TEST = (
+    "from sqlalchemy import inspect\nrequire_that(inspect(object(), raiseerr=False) is not None, 'the test must fail')"
+)
 
 ROUND_TWO_TRICKS = {
     # A name the test uses, gone from the notebook and added to the built-ins, where the test finds it.
-    "a check added to the built-ins": ("import builtins\nbuiltins.require_that = lambda *a, **k: None\n"
-                                       "del require_that", FAILING_TEST),
+    "a check added to the built-ins": (
+        "import builtins\nbuiltins.require_that = lambda *a, **k: None\ndel require_that",
+        FAILING_TEST,
+    ),
     # A private __builtins__ in the notebook's namespace: exec would serve the test from it.
-    "a private __builtins__ dict": ("import builtins\n__builtins__ = dict(vars(builtins), len=lambda value: 2)",
-                                    FAILING_TEST),
+    "a private __builtins__ dict": (
+        "import builtins\n__builtins__ = dict(vars(builtins), len=lambda value: 2)",
+        FAILING_TEST,
+    ),
     # An audit hook that swaps the check's code when the runner execs the test (after the check
     # before it), and a fake that puts the original back when called (before the check after it).
-    "an audit hook": ("import sys, autograder.teaching as t\n"
-                      "t._original = t.require_that.__code__\n"
-                      "def _fake(*args, **kwargs):\n    require_that.__code__ = _original\n"
-                      "def hook(event, args):\n    if event == 'exec':\n"
-                      "        t.require_that.__code__ = _fake.__code__\n"
-                      "sys.addaudithook(hook)", FAILING_TEST),
+    "an audit hook": (
+        (
+            "import sys, autograder.teaching as t\n"
+            "t._original = t.require_that.__code__\n"
+            "def _fake(*args, **kwargs):\n    require_that.__code__ = _original\n"
+            "def hook(event, args):\n    if event == 'exec':\n"
+            "        t.require_that.__code__ = _fake.__code__\n"
+            "sys.addaudithook(hook)"
+        ),
+        FAILING_TEST,
+    ),
     # A SQLAlchemy name the checks import when they run.
     "a sqlalchemy name": ("import sqlalchemy\nsqlalchemy.inspect = lambda *a, **k: 1", SQLALCHEMY_TEST),
 }
@@ -489,14 +526,22 @@ def test_a_check_s_code_swapped_and_restored_within_the_test_is_refused(executor
 
 
 def test_a_learner_s_own_function_may_still_get_new_code(executor, tmp_path):
-    r = run_with(executor, tmp_path, "def mine():\n    return 1\nmine.__code__ = (lambda: 2).__code__\nprint(mine())",
-                 test="require_that(len([1]) == 1, 'fine')")
+    r = run_with(
+        executor,
+        tmp_path,
+        "def mine():\n    return 1\nmine.__code__ = (lambda: 2).__code__\nprint(mine())",
+        test="require_that(len([1]) == 1, 'fine')",
+    )
     assert not errors(r, 1) and not errors(r, 2)
 
 
 def test_an_audit_hook_of_the_submission_is_never_installed(executor, tmp_path):
-    r = run_with(executor, tmp_path, "import sys\nseen = []\nsys.addaudithook(lambda event, args: seen.append(event))\n"
-                                     "exec('1')\nprint(len(seen))", test="require_that(len([1]) == 1, 'fine')")
+    r = run_with(
+        executor,
+        tmp_path,
+        "import sys\nseen = []\nsys.addaudithook(lambda event, args: seen.append(event))\nexec('1')\nprint(len(seen))",
+        test="require_that(len([1]) == 1, 'fine')",
+    )
     assert r.cells[1]["outputs"][-1].get("text") == "0\n"
 
 

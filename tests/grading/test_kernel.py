@@ -6,8 +6,7 @@ import pytest
 
 from autograder.grading import sandbox
 from autograder.grading.executor import Deadlines, Executor, JobSpec
-from autograder.grading.kernel import (MAX_ITEMS_PER_CELL, OUTPUT_CEILING, CellOutputs, OutputBudget,
-                                       _public_view)
+from autograder.grading.kernel import MAX_ITEMS_PER_CELL, OUTPUT_CEILING, CellOutputs, OutputBudget, _public_view
 
 
 def outputs(limit=10_000):
@@ -77,12 +76,12 @@ def peek():
         frame = frame.f_back
     return found
 '''
-TEST = '''found = peek()
+TEST = """found = peek()
 ### BEGIN HIDDEN TESTS
 _g_kept = "a literal of the hidden test"  # the_hidden_marker_line
 print("\\n".join(f for f in found if "the_hidden_marker_line" in f) or "nothing found")
 ### END HIDDEN TESTS
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +93,13 @@ def executor():
 def execute(executor, tmp_path, cells, graded=frozenset(), output_limit=1_000_000, cell=10.0, notebook=60.0):
     workdir = tmp_path / "job"
     sandbox.prepare_workdir(workdir, 0)
-    job = JobSpec(env={}, sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False), graded_cells=graded,
-                  output_limit=output_limit, deadlines=Deadlines(cell=cell, notebook=notebook, grace=2.0))
+    job = JobSpec(
+        env={},
+        sandbox=sandbox.SandboxSpec(workdir=workdir, isolate=False),
+        graded_cells=graded,
+        output_limit=output_limit,
+        deadlines=Deadlines(cell=cell, notebook=notebook, grace=2.0),
+    )
     return executor.execute(list(enumerate(cells)), job)
 
 
@@ -110,8 +114,10 @@ def test_code_a_test_calls_finds_no_hidden_line_in_linecache_or_in_the_runner_s_
 
 
 def test_a_failing_test_s_traceback_shows_its_public_lines_only(executor, tmp_path):
-    test = 'x = 1\n### BEGIN HIDDEN TESTS\nassert x == 2, "hidden_assertion_here"  # the_hidden_marker_line\n' \
-           '### END HIDDEN TESTS\n'
+    test = (
+        'x = 1\n### BEGIN HIDDEN TESTS\nassert x == 2, "hidden_assertion_here"  # the_hidden_marker_line\n'
+        "### END HIDDEN TESTS\n"
+    )
     r = execute(executor, tmp_path, [test], graded=frozenset({0}))
     error = next(o for o in r.cells[0]["outputs"] if o["output_type"] == "error")
     assert error["ename"] == "AssertionError"
@@ -121,8 +127,10 @@ def test_a_failing_test_s_traceback_shows_its_public_lines_only(executor, tmp_pa
 
 
 def test_a_flood_of_huge_exceptions_is_bounded_and_every_cell_keeps_its_error(executor, tmp_path):
-    flood = ("ip = get_ipython()\nfor _ in range(200):\n    try:\n        raise ValueError('x' * 8_000_000)\n"
-             "    except ValueError:\n        ip.showtraceback()\nraise KeyError('y' * 8_000_000)")
+    flood = (
+        "ip = get_ipython()\nfor _ in range(200):\n    try:\n        raise ValueError('x' * 8_000_000)\n"
+        "    except ValueError:\n        ip.showtraceback()\nraise KeyError('y' * 8_000_000)"
+    )
     r = execute(executor, tmp_path, [flood] * 12, output_limit=300_000)
     assert r.ended == "completed", r.detail
     total = sum(len(json.dumps(c["outputs"])) for c in r.cells.values())
@@ -138,7 +146,16 @@ def test_the_budget_never_exceeds_the_ceiling_a_reply_fits_in():
 
 
 def test_the_runner_leaves_no_test_source_in_linecache(executor, tmp_path):
-    r = execute(executor, tmp_path, [TEST.replace("found = peek()", "found = []"),
-                                     "import linecache\nprint(sum('the_hidden_' + 'marker_line' in ''.join(e[2]) "
-                                     "for e in linecache.cache.values()))"], graded=frozenset({0}))
+    r = execute(
+        executor,
+        tmp_path,
+        [
+            TEST.replace("found = peek()", "found = []"),
+            (
+                "import linecache\nprint(sum('the_hidden_' + 'marker_line' in ''.join(e[2]) "
+                "for e in linecache.cache.values()))"
+            ),
+        ],
+        graded=frozenset({0}),
+    )
     assert printed(r, 1) == "0\n"

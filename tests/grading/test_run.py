@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -14,12 +15,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.db.url import project_root
 from autograder.grading import exporters
 from autograder.grading.databases import GradingDatabases
 from autograder.grading.executor import Deadlines
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
+from autograder.paths import project_root
 from tests.grading.support import all_ended, sandboxed_with, stops_growing
+from tests.support.submissions import submit
 
 LESSON = "01_session_dependency"
 AUTOGRADER = str(Path(sys.executable).parent / "autograder")
@@ -31,20 +33,13 @@ def _notebooks():
     return solution, release
 
 
-def submit(root: Path, student: str, nb) -> Path:
-    folder = root / "submitted" / student / LESSON
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{LESSON}.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
 def result(root: Path, student: str) -> dict:
     return json.loads((root / EXPORTS_DIR / LESSON / student / "result.json").read_text())
 
 
 def databases_of_run(pid: int) -> list[str]:
     """The grading databases a run (by its grader's pid) left on the grading cluster."""
+
     async def names():
         dbs, cluster = GradingDatabases.open_for_run()
         await dbs.connect()
@@ -62,8 +57,8 @@ def databases_of_run(pid: int) -> list[str]:
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     solution, release = _notebooks()
-    submit(root, "ada", solution)
-    submit(root, "bob", release)
+    submit(root, "ada", LESSON, solution)
+    submit(root, "bob", LESSON, release)
     report = GradeRun(root, GradeOptions(workers=2)).run()
     return root, report
 
@@ -82,7 +77,7 @@ def test_a_rerun_skips_what_is_already_graded_and_regrades_what_changed(course):
     again = GradeRun(root, GradeOptions(workers=2)).run()
     assert again.results == [] and {s.student for s in again.skipped} == {"ada", "bob"}
     solution, _ = _notebooks()
-    submit(root, "bob", solution)  # bob hands in a new version
+    submit(root, "bob", LESSON, solution)  # bob hands in a new version
     changed = GradeRun(root, GradeOptions(workers=2)).run()
     assert [(r.student, r.score) for r in changed.results] == [("bob", 7.0)]
     forced = GradeRun(root, GradeOptions(workers=2, force=True, students=["ada"])).run()
@@ -91,13 +86,34 @@ def test_a_rerun_skips_what_is_already_graded_and_regrades_what_changed(course):
 
 # Published field lists (Gradescope "Autograder Specifications"; Exercism test runner interface v3):
 # every field we write must be one of them, and the ones we rely on must be there.
-GRADESCOPE_TOP_ALLOWED = {"score", "execution_time", "output", "output_format", "test_output_format",
-                          "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
-                          "leaderboard"}
+GRADESCOPE_TOP_ALLOWED = {
+    "score",
+    "execution_time",
+    "output",
+    "output_format",
+    "test_output_format",
+    "test_name_format",
+    "visibility",
+    "stdout_visibility",
+    "extra_data",
+    "tests",
+    "leaderboard",
+}
 GRADESCOPE_TOP = {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests"}
 GRADESCOPE_VISIBILITY = {"visible", "hidden", "after_due_date", "after_published"}
-GRADESCOPE_TEST_ALLOWED = {"score", "max_score", "status", "name", "name_format", "number", "output",
-                           "output_format", "tags", "visibility", "extra_data"}
+GRADESCOPE_TEST_ALLOWED = {
+    "score",
+    "max_score",
+    "status",
+    "name",
+    "name_format",
+    "number",
+    "output",
+    "output_format",
+    "tags",
+    "visibility",
+    "extra_data",
+}
 GRADESCOPE_TEST = {"score", "max_score", "name", "number", "output", "visibility", "status"}
 EXERCISM_TOP_ALLOWED = {"version", "status", "message", "tests"}
 EXERCISM_TOP = {"version", "status", "tests"}
@@ -141,8 +157,7 @@ def test_exports_follow_the_published_formats(course, tmp_path):
     assert failing["status"] == "pass"
     # a file that is not a notebook: Exercism's "error" (nothing could run), with a message
     broken = tmp_path / "broken"
-    (broken / "submitted" / "eve" / LESSON).mkdir(parents=True)
-    (broken / "submitted" / "eve" / LESSON / f"{LESSON}.ipynb").write_text("{")
+    submit(broken, "eve", LESSON, "{")
     [r] = GradeRun(broken, GradeOptions(workers=1)).run().results
     check_exercism(exporters.exercism(r))
     check_gradescope(exporters.gradescope(r))
@@ -151,7 +166,7 @@ def test_exports_follow_the_published_formats(course, tmp_path):
 
 def test_feedback_is_written_with_verdicts_and_no_hidden_code(tmp_path):
     solution, release = _notebooks()
-    submit(tmp_path, "cy", release)
+    submit(tmp_path, "cy", LESSON, release)
     GradeRun(tmp_path, GradeOptions(workers=1, feedback=True)).run()
     html = (tmp_path / "feedback" / "cy" / LESSON / f"{LESSON}.html").read_text()
     assert "FAILED" in html and "BEGIN HIDDEN TESTS" not in html
@@ -161,11 +176,15 @@ def test_ctrl_c_leaves_complete_results_only_and_no_databases(tmp_path):
     solution, release = _notebooks()
     slow = nbformat.from_dict(json.loads(nbformat.writes(release)))
     slow.cells.insert(2, nbformat.v4.new_code_cell("import time\ntime.sleep(30)"))
-    submit(tmp_path, "fast", solution)
+    submit(tmp_path, "fast", LESSON, solution)
     for student in ("slow1", "slow2", "slow3"):
-        submit(tmp_path, student, slow)
-    proc = subprocess.Popen([AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        submit(tmp_path, student, LESSON, slow)
+    proc = subprocess.Popen(
+        [AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         # wait until the run is well under way: one result written, the next notebook sleeping
@@ -193,15 +212,24 @@ def test_ctrl_c_leaves_complete_results_only_and_no_databases(tmp_path):
     # the same command continues where it stopped
     report = GradeRun(tmp_path, GradeOptions(workers=2, deadlines=Deadlines(cell=60))).run()
     assert "fast" in {s.student for s in report.skipped}
-    assert {r.student for r in report.results} | {s.student for s in report.skipped} == {"fast", "slow1", "slow2", "slow3"}
+    assert {r.student for r in report.results} | {s.student for s in report.skipped} == {
+        "fast",
+        "slow1",
+        "slow2",
+        "slow3",
+    }
 
 
 def test_the_cli_prints_a_summary_and_grade_one_prints_json(tmp_path):
     solution, _ = _notebooks()
     path = tmp_path / "mine.ipynb"
     nbformat.write(solution, path)
-    out = subprocess.run([AUTOGRADER, "grade-one", str(path), "--lesson", LESSON, "--format", "gradescope"],
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [AUTOGRADER, "grade-one", str(path), "--lesson", LESSON, "--format", "gradescope"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     data = json.loads(out.stdout)
     check_gradescope(data)
@@ -215,7 +243,7 @@ def test_a_second_run_on_the_same_course_is_refused_with_a_sentence(tmp_path):
     import fcntl
 
     solution, _ = _notebooks()
-    submit(tmp_path, "ada", solution)
+    submit(tmp_path, "ada", LESSON, solution)
     lock = tmp_path / ".course" / "grading.lock"
     lock.parent.mkdir(parents=True)
     with open(lock, "w") as held:  # as a run in another process holds it
@@ -237,20 +265,28 @@ def test_a_grader_killed_outright_leaves_whole_results_and_the_next_run_clears_u
     solution, release = _notebooks()
     # A submission that keeps writing while it runs: if it outlived its grader, the file would grow.
     busy = nbformat.from_dict(json.loads(nbformat.writes(release)))
-    busy.cells.insert(2, nbformat.v4.new_code_cell(
-        "import time\nfor _ in range(3000):\n    open('/tmp/alive' if __import__('os').getuid() else 'alive', 'a')"
-        ".write('.')\n    time.sleep(0.01)"))
-    submit(tmp_path, "fast", solution)
+    busy.cells.insert(
+        2,
+        nbformat.v4.new_code_cell(
+            "import time\nfor _ in range(3000):\n    open('/tmp/alive' if __import__('os').getuid() else 'alive', 'a')"
+            ".write('.')\n    time.sleep(0.01)"
+        ),
+    )
+    submit(tmp_path, "fast", LESSON, solution)
     for student in ("slow1", "slow2"):
-        submit(tmp_path, student, busy)
-    proc = subprocess.Popen([AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        submit(tmp_path, student, LESSON, busy)
+    proc = subprocess.Popen(
+        [AUTOGRADER, "grade", "--course", str(tmp_path), "-j", "1", "--cell-timeout", "60"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     as_root = os.geteuid() == 0
 
     def busy_now():
         if as_root:  # its /tmp is a RAM disk of its own: found through its process's root
             return sandboxed_with("/tmp/alive")
-        return {0: path for path in (tmp_path / ".course" / "grading-staging").glob("*/work/*/alive")}
+        found = sorted((tmp_path / ".course" / "grading-staging").glob("*/work/*/alive"))
+        return {0: found[-1]} if found else {}  # one worker slot in this run
 
     try:
         deadline = time.monotonic() + 120
@@ -281,14 +317,14 @@ def test_a_grader_killed_outright_leaves_whole_results_and_the_next_run_clears_u
     graded = {r.student for r in report.results} | {s.student for s in report.skipped}
     assert graded == {"fast", "slow1", "slow2"}
     assert not killed_staging.exists()
-    assert not [p for p in (tmp_path / EXPORTS_DIR).rglob(".*")]
+    assert not list((tmp_path / EXPORTS_DIR).rglob(".*"))
 
     assert databases_of_run(proc.pid) == []  # the next run swept the killed run's databases
 
 
 def test_a_notebook_caught_mid_replacement_is_put_back(tmp_path):
     solution, _ = _notebooks()
-    submit(tmp_path, "ada", solution)
+    submit(tmp_path, "ada", LESSON, solution)
     GradeRun(tmp_path, GradeOptions(workers=1)).run()
     final = tmp_path / "autograded" / "ada" / LESSON
     final.rename(final.with_name(f".{LESSON}.old"))  # killed between moving the old one aside and the new in
@@ -298,14 +334,14 @@ def test_a_notebook_caught_mid_replacement_is_put_back(tmp_path):
     assert not final.with_name(f".{LESSON}.old").exists()
 
 
-def test_a_grader_failure_on_one_submission_is_retried_never_recorded_as_a_grade(tmp_path, monkeypatch):
+def test_a_grader_failure_on_one_submission_is_retried_never_recorded_as_a_grade(tmp_path, monkeypatch, caplog):
     # nbgrader's writer failing on one notebook (as it did on a lone surrogate), twice: that
     # submission is "not graded, the next run tries again", every other one is graded.
     from autograder.grading.autograde import SplitAutograde
 
     solution, release = _notebooks()
     for student in ("ada", "cy", "dee"):
-        submit(tmp_path, student, solution)
+        submit(tmp_path, student, LESSON, solution)
     real_finish = SplitAutograde.finish
     failures = {"cy": 2, "dee": 1}  # cy fails on both tries, dee only on the first
 
@@ -317,7 +353,10 @@ def test_a_grader_failure_on_one_submission_is_retried_never_recorded_as_a_grade
         return real_finish(self, sanitized, execution)
 
     monkeypatch.setattr(SplitAutograde, "finish", finish)
-    report = GradeRun(tmp_path, GradeOptions(workers=2)).run()
+    with caplog.at_level(logging.INFO, logger="autograder"):
+        report = GradeRun(tmp_path, GradeOptions(workers=2)).run()
+    assert caplog.text.count("grading cy/01_session_dependency failed in stage score: UnicodeEncodeError") == 2
+    assert "dee/01_session_dependency will be tried again at the end of this run" in caplog.text
     by_student = {r.student: r for r in report.results}
     assert by_student["ada"].status == "graded" and by_student["ada"].score == by_student["ada"].max_score > 0
     assert by_student["dee"].status == "graded" and by_student["dee"].score == by_student["dee"].max_score
@@ -331,18 +370,26 @@ def test_a_grader_failure_on_one_submission_is_retried_never_recorded_as_a_grade
     assert sorted(s.student for s in report.skipped) == ["ada", "dee"]
 
 
-def test_a_database_that_cannot_be_made_is_no_grade(tmp_path, monkeypatch):
+def test_a_database_that_cannot_be_made_is_no_grade(tmp_path, monkeypatch, caplog):
     solution, _ = _notebooks()
-    submit(tmp_path, "ada", solution)
-    real_create = GradingDatabases.create
+    submit(tmp_path, "ada", LESSON, solution)
+    real_create, real_drop_all = GradingDatabases.create, GradingDatabases.drop_all_of_this_run
 
     async def create(self, lesson):
         raise OSError("the grading server refused the connection")
 
+    async def drop_all_of_this_run(self):
+        raise OSError("the grading server went away")
+
     monkeypatch.setattr(GradingDatabases, "create", create)
-    report = GradeRun(tmp_path, GradeOptions(workers=1)).run()
+    monkeypatch.setattr(GradingDatabases, "drop_all_of_this_run", drop_all_of_this_run)
+    with caplog.at_level(logging.WARNING, logger="autograder"):
+        report = GradeRun(tmp_path, GradeOptions(workers=1)).run()
     assert report.results[0].status == "error" and report.results[0].score == 0
     assert "refused the connection" in report.results[0].verdict
+    # A clean-up that fails is said, not swallowed; the run still ends with its report.
+    assert "could not drop this run's databases: the grading server went away" in caplog.text
     monkeypatch.setattr(GradingDatabases, "create", real_create)
+    monkeypatch.setattr(GradingDatabases, "drop_all_of_this_run", real_drop_all)
     report = GradeRun(tmp_path, GradeOptions(workers=1)).run()
     assert report.results[0].status == "graded" and report.results[0].score == report.results[0].max_score

@@ -16,15 +16,13 @@ from pathlib import Path
 import pytest
 from jupyter_client import BlockingKernelClient
 
-from tests.cli_support import (  # noqa: F401  (fixtures)
+from tests.cli_support import (
     REPO,
     JupyterServer,
     children,
-    course_state,
     environ_of,
     free_port,
     http,
-    pg_template,
     pid_alive,
     postgres_pids_for,
     wait_for,
@@ -64,7 +62,7 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
 
         config = page_config(lab.port)
         disabled = set(config["disabledExtensions"])
-        assert LEARNER_DISABLED <= disabled
+        assert disabled >= LEARNER_DISABLED
         assert "@jupyter/nbgrader:validate-assignment" not in disabled
         assert "@jupyter/nbgrader" in {ext["name"] for ext in config["federated_extensions"]}
         assert config["news"] == {"disabled": True}
@@ -86,15 +84,19 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
         client.start_channels()
         try:
             client.wait_for_ready(timeout=30)
-            reply = client.execute_interactive("import os; print(os.environ['DATABASE_URL'])", timeout=30,
-                                               output_hook=lambda msg: seen.append(msg))
+            reply = client.execute_interactive(
+                "import os; print(os.environ['DATABASE_URL'])", timeout=30, output_hook=lambda msg: seen.append(msg)
+            )
             assert reply["content"]["status"] == "ok"
         finally:
             client.stop_channels()
         printed = "".join(m["content"].get("text", "") for m in seen if m["msg_type"] == "stream")
         assert printed.strip().startswith("postgresql+asyncpg://postgres@/postgres?host=")
-        kernel = wait_for(lambda: [p for p in children(jupyter) if b"ipykernel" in Path(f"/proc/{p}/cmdline").read_bytes()],
-                          30, what="the kernel process")[0]
+        kernel = wait_for(
+            lambda: [p for p in children(jupyter) if b"ipykernel" in Path(f"/proc/{p}/cmdline").read_bytes()],
+            30,
+            what="the kernel process",
+        )[0]
         kernel_env = environ_of(kernel)
         assert kernel_env["DATABASE_URL"].startswith("postgresql+asyncpg://postgres@/postgres?host=")
         assert str(data_dir).replace("/", "%2F") in kernel_env["DATABASE_URL"]
@@ -124,8 +126,14 @@ def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(c
         config = page_config(lab.port)
         disabled = set(config["disabledExtensions"])
         assert "@jupyterlab/apputils-extension:announcements" in disabled
-        assert not {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment",
-                    "@jupyter/nbgrader:validate-assignment"} & disabled
+        assert (
+            not {
+                "@jupyter/nbgrader:formgrader",
+                "@jupyter/nbgrader:create-assignment",
+                "@jupyter/nbgrader:validate-assignment",
+            }
+            & disabled
+        )
         assert Path(config["serverRoot"]) == REPO
         assert http(lab.port, "/formgrader")[0] in (200, 302)
 

@@ -24,7 +24,7 @@ async def test_a_lazy_load_that_fails_with_missing_greenlet_is_recorded(SessionL
             s.add(book)
             s.expire(book, ["author"])
             with pytest.raises(MissingGreenlet) as info:
-                book.author
+                _ = book.author
     assert watch.attributes() == ["Book.author"]
     assert lazy_load_named_by(info.value) == "Book.author"
 
@@ -41,6 +41,6 @@ async def test_detached_instance_error_is_named(SessionLocal):
     async with SessionLocal() as s:
         author = (await s.scalars(select(Author).limit(1))).one()
     with pytest.raises(DetachedInstanceError) as info:
-        author.books
+        _ = author.books
     assert lazy_load_named_by(info.value) == "Author.books"
     assert lazy_load_named_by(ValueError("x")) is None

@@ -25,7 +25,7 @@ async def test_repeated_and_report(engine, SessionLocal):
             for name in ["a0", "a1", "a0"]:
                 await s.scalars(select(Author).where(Author.name == name))
             await s.execute(text("SELECT 1"))
-    (sql, n), = rec.repeated()
+    ((sql, n),) = rec.repeated()
     assert n == 3 and "FROM authors" in sql
     report = rec.report()
     assert report.splitlines()[0].startswith("  1. SELECT")

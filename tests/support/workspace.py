@@ -1,4 +1,4 @@
-"""A throwaway nbgrader course: release, submit, autograde, read grades, feedback.
+"""A throwaway nbgrader course for tests: release, submit, autograde, read grades, feedback.
 
 The project's tests use it to run the *real* nbgrader pipeline on the real
 lessons (solution → full marks, untouched release → zero, wrong answer → the
@@ -16,15 +16,20 @@ import nbformat
 
 from autograder.course.api import checked, course_api
 from autograder.course.layout import RELEASE_DIR, SOURCE_DIR
-from autograder.db.url import project_root
+from autograder.paths import project_root
+from tests.support.submissions import submit
 
 
-def answered(release: nbformat.NotebookNode, solution: nbformat.NotebookNode,
-             overrides: dict[str, str] | None = None) -> nbformat.NotebookNode:
+def answered(
+    release: nbformat.NotebookNode, solution: nbformat.NotebookNode, overrides: dict[str, str] | None = None
+) -> nbformat.NotebookNode:
     """The release as a learner hands it in: exercise cells filled in (from the solution,
     or `overrides` by grade_id), every other cell exactly as released."""
-    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in solution.cells
-               if c.metadata.get("nbgrader", {}).get("solution")}
+    answers = {
+        c.metadata["nbgrader"]["grade_id"]: c.source
+        for c in solution.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+    }
     answers.update(overrides or {})
     nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
     for cell in nb.cells:
@@ -45,8 +50,11 @@ class Workspace:
     def __init__(self, root: Path, source_root: Path | None = None):
         self.root = Path(root)
         source_root = source_root or project_root()
-        shutil.copytree(source_root / SOURCE_DIR, self.root / SOURCE_DIR,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        shutil.copytree(
+            source_root / SOURCE_DIR,
+            self.root / SOURCE_DIR,
+            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+        )
         self.db_url = f"sqlite:///{self.root / 'gradebook.db'}"
         self.api = course_api(root=self.root, db_url=self.db_url)
         self._released: set[str] = set()
@@ -68,16 +76,7 @@ class Workspace:
     def submit(self, student: str, lesson: str, notebook: nbformat.NotebookNode | bytes | str) -> Path:
         """Place a submission as nbgrader expects it; bytes/str are written verbatim (broken files too)."""
         self.ensure_released(lesson)
-        folder = self.root / "submitted" / student / lesson
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{lesson}.ipynb"
-        if isinstance(notebook, bytes):
-            path.write_bytes(notebook)
-        elif isinstance(notebook, str):
-            path.write_text(notebook)
-        else:
-            nbformat.write(notebook, path)
-        return path
+        return submit(self.root, student, lesson, notebook)
 
     # grading -----------------------------------------------------------------
     def autograde(self, lesson: str, student: str) -> dict:
@@ -88,10 +87,7 @@ class Workspace:
 
         with Gradebook(self.db_url) as gb:
             nb = gb.find_submission_notebook(lesson, lesson, student)
-            return {
-                g.name: CellGrade(g.name, float(g.score), float(g.max_score))
-                for g in nb.grades
-            }
+            return {g.name: CellGrade(g.name, float(g.score), float(g.max_score)) for g in nb.grades}
 
     def total(self, lesson: str, student: str) -> tuple[float, float]:
         grades = self.grades(lesson, student).values()

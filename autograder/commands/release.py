@@ -1,0 +1,43 @@
+"""`autograder release` — generate the learner release notebooks/ from solutions/ with nbgrader."""
+
+from __future__ import annotations
+
+import argparse
+
+from autograder.course.layout import RELEASE_DIR, SOURCE_DIR
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "release",
+        help=f"regenerate {RELEASE_DIR}/ from {SOURCE_DIR}/ (or --check that it is up to date)",
+        description=(
+            f"Build the learner release of every lesson with nbgrader, in a scratch course folder, "
+            f"and copy it over {RELEASE_DIR}/ (a failed build leaves {RELEASE_DIR}/ as it was)."
+        ),
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help=f"compare {RELEASE_DIR}/ with a fresh release and change nothing; exit 1 if it drifted",
+    )
+    parser.set_defaults(func=cmd_release)
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    import sys
+
+    from autograder import release
+
+    if args.check:
+        problems = release.check()
+        if problems:
+            print(f"{RELEASE_DIR}/ is out of date with {SOURCE_DIR}/; run `make release`:", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        print(f"{RELEASE_DIR}/ matches a fresh release of {SOURCE_DIR}/.")
+        return 0
+    written = release.release_course()
+    print(f"Released {len(written)} lesson(s) to {RELEASE_DIR}/: {', '.join(written)}")
+    return 0

@@ -1,0 +1,1 @@
+"""What tests share: a throwaway nbgrader course (`workspace`), placing submissions (`submissions`)."""

@@ -522,11 +522,21 @@ def test_guard_submissions_skip_main_multiprocessing_still_prepares_children_the
     )
 
 
-def test_submissions_skip_main_drops_main_for_submissions_only_and_the_switch_turns_it_off(switch):
+def test_submissions_skip_main_drops_main_for_submissions_only_and_the_switch_turns_it_off(
+    switch, monkeypatch, tmp_path
+):
+    import types
+
     from autograder.grading.executor import PROCESS_NAME
 
+    # A caller with a main script (an xdist worker's __main__ has none): stock data re-imports it.
+    script = tmp_path / "grade_my_class.py"
+    script.write_text("")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
     stock = STOCK_PREPARATION_DATA(f"{PROCESS_NAME}-1")
-    assert "init_main_from_path" in stock or "init_main_from_name" in stock  # pytest's __main__
+    assert "init_main_from_path" in stock or "init_main_from_name" in stock
     speedups.revert("submissions_skip_main")  # the executor's tests may have applied it
     try:
         assert multiprocessing.spawn.get_preparation_data is STOCK_PREPARATION_DATA

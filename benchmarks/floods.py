@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/submissions.py (as when run as a script)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.submissions` when run as a script
 
 FLOODS = (
     "huge_output",
@@ -99,10 +99,9 @@ class Sampler(threading.Thread):
 
 
 def grade(root: Path, submissions: Mapping[str, object], workers: int, data_dir: Path):
-    from submissions import write_submission
-
     from autograder.grading.executor import Deadlines
     from autograder.grading.run import GradeOptions, GradeRun
+    from benchmarks.submissions import write_submission
 
     for student, built in submissions.items():
         write_submission(root, student, built)
@@ -123,10 +122,9 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(FLOODS), help="corpus cases to flood with")
     args = parser.parse_args()
 
-    from submissions import FLOOD_LESSON, lesson_notebooks
-    from submissions import FLOODS as BUILDERS
-
     from autograder.grading.databases import grading_cluster
+    from benchmarks.submissions import FLOOD_LESSON, lesson_notebooks
+    from benchmarks.submissions import FLOODS as BUILDERS
 
     bases = lesson_notebooks(FLOOD_LESSON)
     floods = {name: BUILDERS[name](bases) for name in args.cases.split(",") if name}

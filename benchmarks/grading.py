@@ -34,6 +34,7 @@ from pathlib import Path
 # so every forked submission re-runs this file's top level (only matters in-process, and
 # only with the speed-up `submissions_skip_main` off).
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `benchmarks.submissions` when run as a script
 SPEEDUPS_ENV = "AUTOGRADER_SPEEDUPS"
 
 LESSONS = ["00_foundations", "01_session_dependency"]
@@ -52,7 +53,8 @@ def build_class(students: int, lessons: list[str], release_root: Path) -> list[d
     cells answered (from the solution, or the lesson's known wrong answer), so test
     cells are exactly as released and nbgrader has nothing to restore."""
     import nbformat
-    from submissions import WRONG_ANSWERS, answered  # benchmarks/submissions.py
+
+    from benchmarks.submissions import WRONG_ANSWERS, answered
 
     solutions = {ls: nbformat.read(REPO / "solutions" / ls / f"{ls}.ipynb", as_version=4) for ls in lessons}
     releases = {ls: nbformat.read(release_root / ls / f"{ls}.ipynb", as_version=4) for ls in lessons}

@@ -5,8 +5,9 @@
 * `WRONG_ANSWERS`: one plausible wrong answer for each lesson the grading benchmark uses (the
   test suite keeps its own, for every lesson, in tests/course/wrong_answers.py).
 * `FLOODS`: the resource floods of floods.py — each the unsolved lesson-00 release with hostile
-  code in its first exercise cell (a copy of the corpus cases of the same names in
-  tests/grading/corpus*.py, which stay the tests' own).
+  code in its first exercise cell. The hostile code itself (TEMP_FLOOD, MEMORY_HOG, ...) is
+  defined here once: the test corpus (tests/grading/corpus_*.py) builds its cases of the same
+  names from it, since the benchmarks may import nothing from tests/.
 """
 
 from __future__ import annotations
@@ -94,14 +95,16 @@ def lesson_notebooks(lesson: str) -> dict[str, nbformat.NotebookNode]:
     return {"release": release, "solution": answered(release, solution)}
 
 
-def _cell(nb, grade_id):
+def cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 def release_with(code: str, where: str = "ex_product_model") -> Callable[[dict], nbformat.NotebookNode]:
-    def build(base):
+    """A builder: the unsolved release with `code` in one exercise cell."""
+
+    def build(base: dict) -> nbformat.NotebookNode:
         nb = copy.deepcopy(base["release"])
-        _cell(nb, where).source = code
+        cell(nb, where).source = code
         return nb
 
     return build
@@ -119,45 +122,60 @@ def write_submission(root: Path, student: str, built, lesson: str = FLOOD_LESSON
         nbformat.write(built, path)
 
 
-_CONNECT = """\
+# --- hostile code, shared with the test corpus (tests/grading/corpus_*.py builds its cases from it)
+
+CONNECT = """\
 import asyncio, os, re, time
 import asyncpg
 from autograder.db.admin import asyncpg_params
 _params = asyncpg_params(os.environ['DATABASE_URL'])
 """
-_TEMP_FLOOD = (
-    _CONNECT
+
+# A sort that spills to temporary files (work_mem 64 kB), in 4 connections: ~1.3 GB of
+# temporary files if nothing stops it. temp_file_limit (pinned to the role) cannot be lifted.
+TEMP_FLOOD = (
+    CONNECT
     + """\
 _c = await asyncpg.connect(**_params)
 for _sql in ('SET temp_file_limit = -1', 'ALTER ROLE CURRENT_USER SET temp_file_limit = -1',
-             'ALTER ROLE CURRENT_USER RESET ALL'):
+             'ALTER ROLE CURRENT_USER RESET ALL'):  # (RESET ALL resets what the role may set, only)
     try:
         await _c.execute(_sql)
+        print('DID', _sql)
     except Exception as exc:
         print('refused', _sql, type(exc).__name__)
 _conns = [_c] + [await asyncpg.connect(**_params) for _ in range(3)]
+_limits = {await c.fetchval('SHOW temp_file_limit') for c in _conns}
+print('temp_file_limit', _limits)
+
 async def _spill(c):
     await c.execute("SET work_mem = '64kB'")
     return await c.fetchval("SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
                             "FROM generate_series(1, 600000) g ORDER BY pad) s")
-print([type(r).__name__ for r in await asyncio.gather(*(_spill(c) for c in _conns), return_exceptions=True)])
+
+_spilled = await asyncio.gather(*(_spill(c) for c in _conns), return_exceptions=True)
+print([type(r).__name__ for r in _spilled])
 """
 )
-_MEMORY_HOG = (
-    _CONNECT
+
+# One sort kept in memory (work_mem 4 GB): ~1.4 GiB of backend memory at 2.4 M rows if
+# nothing stops it; the watchdog ends the backend at its memory cap. ROWS: put the count in.
+MEMORY_HOG = (
+    CONNECT
     + """\
 _c = await asyncpg.connect(**_params)
 await _c.execute("SET work_mem = '4GB'")
 try:
     _sorted = await _c.fetchval("SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
-                                "FROM generate_series(1, 2400000) g ORDER BY pad) s")
+                                "FROM generate_series(1, ROWS) g ORDER BY pad) s")
 except Exception as exc:
     _sorted = exc
 print('sorted', _sorted)
 """
 )
-_STATEMENT_TIMEOUT_LIFTED = (
-    _CONNECT
+
+STATEMENT_TIMEOUT_LIFTED = (
+    CONNECT
     + """\
 _c = await asyncpg.connect(**_params)
 await _c.execute('SET statement_timeout = 0')
@@ -165,8 +183,9 @@ await _c.execute("SET idle_in_transaction_session_timeout = 0")
 await _c.fetchval('SELECT pg_sleep(3600)')
 """
 )
-_CONNECTIONS_HELD = (
-    _CONNECT
+
+CONNECTIONS_HELD = (
+    CONNECT
     + """\
 _held = []
 for _ in range(20):
@@ -175,11 +194,14 @@ for _ in range(20):
     except Exception as exc:
         print('refused', type(exc).__name__)
 print('holding', len(_held))
-await asyncio.sleep(4)
 """
 )
-_BUSY_BACKENDS = (
-    _CONNECT
+
+# Every connection it may open kept busy on the CPU (lesson 04's storm keeps 15 active, so
+# the connection limit cannot be lower): they share one CPU group, so the submissions beside
+# it keep their speed.
+BUSY_BACKENDS = (
+    CONNECT
     + """\
 _busy = []
 for _ in range(16):
@@ -187,12 +209,16 @@ for _ in range(16):
         _busy.append(await asyncpg.connect(**_params))
     except Exception:
         break
+# (a set-returning function in the select list streams: no temporary file stops it early)
 _work = [asyncio.ensure_future(c.fetchval('SELECT count(*) FROM (SELECT generate_series(1, 10000000000)) s'))
          for c in _busy]
 await asyncio.sleep(5)
 """
 )
-_FILL_THE_FOLDER = """\
+
+# Files of 60 MiB (each under the file size limit) until the disk is full: in its own RAM
+# folder, with a size limit, never the course's disk.
+FILL_THE_FOLDER = """\
 written = 0
 try:
     for i in range(20):
@@ -202,44 +228,49 @@ try:
 except OSError as exc:
     print('stopped after', written, 'MiB:', type(exc).__name__)
 """
-_RAISE_HUGE = "raise ValueError('x' * 8_000_000)"
-_SHOW_MANY = (
-    "_ip = get_ipython()\nfor _ in range(150):\n    try:\n        raise ValueError('x' * 8_000_000)\n"
-    "    except ValueError:\n        _ip.showtraceback()\n"
+
+RAISE_HUGE = "raise ValueError('x' * 8_000_000)"
+SHOW_MANY = (
+    "_ip = get_ipython()\n"
+    "for _ in range(150):\n"
+    "    try:\n"
+    "        raise ValueError('x' * 8_000_000)\n"
+    "    except ValueError:\n"
+    "        _ip.showtraceback()\n"
 )
-_FLOOD_ANSWERS = {
-    "ex_product_model": _SHOW_MANY + "class ShopBase(DeclarativeBase):\n    pass\n"
-    "class _Huge:\n    def __getattr__(self, name):\n        " + _RAISE_HUGE + "\n"
+FLOOD_ANSWERS = {
+    "ex_product_model": SHOW_MANY + "class ShopBase(DeclarativeBase):\n    pass\n"
+    "class _Huge:\n    def __getattr__(self, name):\n        " + RAISE_HUGE + "\n"
     "Product = _Huge()",
-    "ex_session_factory": "def make_session_factory(engine):\n    " + _RAISE_HUGE,
-    "ex_add_products": "async def add_products(Session, items):\n    " + _RAISE_HUGE,
+    "ex_session_factory": "def make_session_factory(engine):\n    " + RAISE_HUGE,
+    "ex_add_products": "async def add_products(Session, items):\n    " + RAISE_HUGE,
 }
 
 
-def _error_flood(base):
+def error_flood(base: dict) -> nbformat.NotebookNode:
     """Every exercise and every test raises an 8 MB exception; 40 more cells do too, and one
     cell shows 150 of them."""
     nb = copy.deepcopy(base["release"])
-    for grade_id, source in _FLOOD_ANSWERS.items():
-        _cell(nb, grade_id).source = source
-    at = nb.cells.index(_cell(nb, "ex_product_model")) + 1
-    nb.cells[at:at] = [new_code_cell(_RAISE_HUGE) for _ in range(40)]
+    for grade_id, source in FLOOD_ANSWERS.items():
+        cell(nb, grade_id).source = source
+    at = nb.cells.index(cell(nb, "ex_product_model")) + 1
+    nb.cells[at:at] = [new_code_cell(RAISE_HUGE) for _ in range(40)]
     return nb
 
 
 FLOODS: dict[str, Callable[[dict], nbformat.NotebookNode]] = {
     "huge_output": release_with("print('x' * 50_000_000)"),
-    "error_output_flood": _error_flood,
+    "error_output_flood": error_flood,
     "memory_hog": release_with("hog = bytearray(20 * 1024**3)"),
     "disk_fill": release_with("with open('big', 'wb') as f:\n    f.write(b'0' * (512 * 1024**2))"),
-    "fill_the_folder": release_with(_FILL_THE_FOLDER),
+    "fill_the_folder": release_with(FILL_THE_FOLDER),
     "connection_flood": release_with(
         "import asyncpg, os\nfrom autograder.db.admin import asyncpg_params\nconns = []\n"
         "for _ in range(100):\n    conns.append(await asyncpg.connect(**asyncpg_params(os.environ['DATABASE_URL'])))"
     ),
-    "db_temp_file_flood": release_with(_TEMP_FLOOD),
-    "db_work_mem_hog": release_with(_MEMORY_HOG),
-    "db_busy_backends": release_with(_BUSY_BACKENDS),
-    "db_connections_held": release_with(_CONNECTIONS_HELD),
-    "db_statement_timeout_lifted": release_with(_STATEMENT_TIMEOUT_LIFTED),
+    "db_temp_file_flood": release_with(TEMP_FLOOD),
+    "db_work_mem_hog": release_with(MEMORY_HOG.replace("ROWS", "2400000")),
+    "db_busy_backends": release_with(BUSY_BACKENDS),
+    "db_connections_held": release_with(CONNECTIONS_HELD + "await asyncio.sleep(4)\n"),
+    "db_statement_timeout_lifted": release_with(STATEMENT_TIMEOUT_LIFTED),
 }

@@ -51,7 +51,7 @@ Object.defineProperty(window, '__pwned', {set(v) { window.__hits.push(String(v))
 
 
 def _bases() -> dict:
-    from tests.support.workspace import answered
+    from benchmarks.submissions import answered
 
     solution = nbformat.read(project_root() / "solutions" / LESSON / f"{LESSON}.ipynb", as_version=4)
     release = nbformat.read(project_root() / "notebooks" / LESSON / f"{LESSON}.ipynb", as_version=4)

@@ -26,9 +26,10 @@ import pytest
 from autograder.course.layout import lessons
 from autograder.course.preprocessors import redact_test_cell
 from autograder.grading.run import GradeOptions, GradeRun
+from benchmarks.submissions import answered
 from tests.course.wrong_answers import WRONG_ANSWERS
 from tests.support.submissions import submit
-from tests.support.workspace import Workspace, answered
+from tests.support.workspace import Workspace
 
 LESSONS = lessons()
 STOCK_LESSONS = [lesson for lesson in LESSONS if lesson.startswith(("00_", "01_"))]

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import nbformat
 
+from benchmarks.submissions import cell as _cell
+from benchmarks.submissions import release_with
+
 LESSON = "00_foundations"
 EXERCISES = ("ex_product_model", "ex_session_factory", "ex_add_products")
 TESTS = ("test_product_model", "test_session_factory", "test_add_products")
@@ -30,31 +33,6 @@ class Case:
     max_score: float
     says: tuple[str, ...]
     min_score: float = 0.0
-
-
-def write_submission(root, student: str, built) -> None:
-    """Put a case's built submission (a notebook, or raw bytes or text) where nbgrader looks for it."""
-    path = root / "submitted" / student / LESSON / f"{LESSON}.ipynb"
-    path.parent.mkdir(parents=True)
-    if isinstance(built, bytes):
-        path.write_bytes(built)
-    elif isinstance(built, str):
-        path.write_text(built)
-    else:
-        nbformat.write(built, path)
-
-
-def _cell(nb, grade_id):
-    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-
-
-def release_with(code: str, where: str = "ex_product_model"):
-    def build(base):
-        nb = copy.deepcopy(base["release"])
-        _cell(nb, where).source = code
-        return nb
-
-    return build
 
 
 def solution_with(code: str, where: str, base_name: str = "solution"):

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from autograder.course.layout import lessons
 from autograder.paths import project_root
+from benchmarks.submissions import (
+    BUSY_BACKENDS,
+    CONNECT,
+    CONNECTIONS_HELD,
+    MEMORY_HOG,
+    STATEMENT_TIMEOUT_LIFTED,
+    TEMP_FLOOD,
+)
 from tests.grading.corpus import FULL, Case, release_with, solution_with
-
-CONNECT = """\
-import asyncio, os, re, time
-import asyncpg
-from autograder.db.admin import asyncpg_params
-_params = asyncpg_params(os.environ['DATABASE_URL'])
-"""
 
 # Every database but its own this submission could name: its neighbours (made before and
 # after it), every lesson's template, the server's own.
@@ -47,91 +48,6 @@ while time.monotonic() < _end:
             pass
     await asyncio.sleep(0.02)
 print('got into', sorted({{c._params.database for c in _inside}}))
-"""
-)
-
-# A sort that spills to temporary files (work_mem 64 kB), in 4 connections: ~1.3 GB of
-# temporary files if nothing stops it. temp_file_limit (pinned to the role) cannot be lifted.
-TEMP_FLOOD = (
-    CONNECT
-    + """\
-_c = await asyncpg.connect(**_params)
-for _sql in ('SET temp_file_limit = -1', 'ALTER ROLE CURRENT_USER SET temp_file_limit = -1',
-             'ALTER ROLE CURRENT_USER RESET ALL'):  # (RESET ALL resets what the role may set, only)
-    try:
-        await _c.execute(_sql)
-        print('DID', _sql)
-    except Exception as exc:
-        print('refused', _sql, type(exc).__name__)
-_conns = [_c] + [await asyncpg.connect(**_params) for _ in range(3)]
-_limits = {await c.fetchval('SHOW temp_file_limit') for c in _conns}
-print('temp_file_limit', _limits)
-
-async def _spill(c):
-    await c.execute("SET work_mem = '64kB'")
-    return await c.fetchval("SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
-                            "FROM generate_series(1, 600000) g ORDER BY pad) s")
-
-_spilled = await asyncio.gather(*(_spill(c) for c in _conns), return_exceptions=True)
-print([type(r).__name__ for r in _spilled])
-"""
-)
-
-# One sort kept in memory (work_mem 4 GB): ~1.4 GiB of backend memory at 2.4 M rows if
-# nothing stops it; the watchdog ends the backend at its memory cap.
-MEMORY_HOG = (
-    CONNECT
-    + """\
-_c = await asyncpg.connect(**_params)
-await _c.execute("SET work_mem = '4GB'")
-try:
-    _sorted = await _c.fetchval("SELECT count(*) FROM (SELECT g, repeat(md5(g::text), 16) AS pad "
-                                "FROM generate_series(1, ROWS) g ORDER BY pad) s")
-except Exception as exc:
-    _sorted = exc
-print('sorted', _sorted)
-"""
-)
-
-STATEMENT_TIMEOUT_LIFTED = (
-    CONNECT
-    + """\
-_c = await asyncpg.connect(**_params)
-await _c.execute('SET statement_timeout = 0')
-await _c.execute("SET idle_in_transaction_session_timeout = 0")
-await _c.fetchval('SELECT pg_sleep(3600)')
-"""
-)
-
-CONNECTIONS_HELD = (
-    CONNECT
-    + """\
-_held = []
-for _ in range(20):
-    try:
-        _held.append(await asyncpg.connect(**_params))
-    except Exception as exc:
-        print('refused', type(exc).__name__)
-print('holding', len(_held))
-"""
-)
-
-# Every connection it may open kept busy on the CPU (lesson 04's storm keeps 15 active, so
-# the connection limit cannot be lower): they share one CPU group, so the submissions beside
-# it keep their speed.
-BUSY_BACKENDS = (
-    CONNECT
-    + """\
-_busy = []
-for _ in range(16):
-    try:
-        _busy.append(await asyncpg.connect(**_params))
-    except Exception:
-        break
-# (a set-returning function in the select list streams: no temporary file stops it early)
-_work = [asyncio.ensure_future(c.fetchval('SELECT count(*) FROM (SELECT generate_series(1, 10000000000)) s'))
-         for c in _busy]
-await asyncio.sleep(5)
 """
 )
 

@@ -13,11 +13,8 @@ notebook, result.json or the exports (see test_corpus.py).
 
 from __future__ import annotations
 
-import copy
-
-from nbformat.v4 import new_code_cell
-
-from tests.grading.corpus import EXERCISES, FULL, WRONG_SCORE, Case, _cell, solution_with
+from benchmarks.submissions import error_flood
+from tests.grading.corpus import EXERCISES, FULL, WRONG_SCORE, Case, solution_with
 
 SURROGATE = 'print("a lone surrogate: \\ud800")\nimport sys\nsys.stderr.write("\\udfff\\n")'
 
@@ -45,34 +42,6 @@ sys.set_int_max_str_digits(0)
 sys.stdout.runner.current.items.append({"output_type": "display_data", "data": {"application/json": 10 ** 5000},
                                          "metadata": {}})
 """
-
-RAISE_HUGE = "raise ValueError('x' * 8_000_000)"
-SHOW_MANY = (
-    "_ip = get_ipython()\n"
-    "for _ in range(150):\n"
-    "    try:\n"
-    "        raise ValueError('x' * 8_000_000)\n"
-    "    except ValueError:\n"
-    "        _ip.showtraceback()\n"
-)
-FLOOD_ANSWERS = {
-    "ex_product_model": SHOW_MANY + "class ShopBase(DeclarativeBase):\n    pass\n"
-    "class _Huge:\n    def __getattr__(self, name):\n        " + RAISE_HUGE + "\n"
-    "Product = _Huge()",
-    "ex_session_factory": "def make_session_factory(engine):\n    " + RAISE_HUGE,
-    "ex_add_products": "async def add_products(Session, items):\n    " + RAISE_HUGE,
-}
-
-
-def _error_flood(base):
-    """Every exercise and every test raises an 8 MB exception; 40 more cells do too, and one
-    cell shows 150 of them."""
-    nb = copy.deepcopy(base["release"])
-    for grade_id, source in FLOOD_ANSWERS.items():
-        _cell(nb, grade_id).source = source
-    at = nb.cells.index(_cell(nb, EXERCISES[0])) + 1
-    nb.cells[at:at] = [new_code_cell(RAISE_HUGE) for _ in range(40)]
-    return nb
 
 
 # Called by test_add_products: everything it can find of the running test's source, from
@@ -127,7 +96,7 @@ CASES: list[Case] = [
         ("3 of 3 tests passed",),
         min_score=FULL,
     ),
-    Case("error_output_flood", _error_flood, 0.0, ("0 of 3 tests passed",)),
+    Case("error_output_flood", error_flood, 0.0, ("0 of 3 tests passed",)),
     Case(
         "read_the_running_test",
         solution_with(READ_THE_RUNNING_TEST, EXERCISES[2]),

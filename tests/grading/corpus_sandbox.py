@@ -7,6 +7,7 @@ checks that no such line reaches any output, beside the score each case may get.
 
 from __future__ import annotations
 
+from benchmarks.submissions import FILL_THE_FOLDER
 from tests.grading.corpus import FULL, WRONG_SCORE, Case, _wrong_with, release_with, solution_with
 
 MARKER = "REACHED:"
@@ -58,18 +59,6 @@ LEAVE_THE_SANDBOX = _reaching(
     }
 )
 
-# Files of 60 MiB (each under the file size limit) until the disk is full: in its own RAM
-# folder, with a size limit, never the course's disk.
-FILL_THE_FOLDER = """\
-written = 0
-try:
-    for i in range(20):
-        with open(f'/tmp/fill{i}', 'wb') as f:
-            f.write(b'0' * (60 * 1024**2))
-        written += 60
-except OSError as exc:
-    print('stopped after', written, 'MiB:', type(exc).__name__)
-"""
 
 # The grader's fds 1 and 2: a forged result in front of `grade-one`'s JSON.
 FORGE_ON_STDOUT = """\

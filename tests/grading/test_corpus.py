@@ -19,12 +19,12 @@ from autograder.grading.databases import GradingDatabases
 from autograder.grading.executor import Deadlines
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
 from autograder.paths import project_root
+from benchmarks.submissions import answered
 from tests.course.wrong_answers import WRONG_ANSWERS
 from tests.grading import corpus_database, corpus_outputs, corpus_rendering, corpus_sandbox
 from tests.grading.corpus import CASES as FIRST_ROUND
 from tests.grading.corpus import LESSON
 from tests.support.submissions import submit
-from tests.support.workspace import answered
 
 # Round two (issue 11): one module per class of hole, each holding its own cases.
 CASES = [*FIRST_ROUND, *corpus_sandbox.CASES, *corpus_database.CASES, *corpus_outputs.CASES, *corpus_rendering.CASES]

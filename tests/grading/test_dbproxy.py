@@ -20,7 +20,7 @@ from autograder.grading.databases import GradingDatabases
 from autograder.grading.dbproxy import SubmissionProxy, Upstream, parse_startup
 from autograder.grading.run import EXPORTS_DIR, GradeOptions, GradeRun
 from autograder.paths import project_root
-from tests.support.workspace import answered
+from benchmarks.submissions import answered
 
 ROOT = os.geteuid() == 0
 

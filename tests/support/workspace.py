@@ -7,7 +7,6 @@ matching test loses its points) without touching the instructor's gradebook.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,25 +17,6 @@ from autograder.course.api import checked, course_api
 from autograder.course.layout import RELEASE_DIR, SOURCE_DIR
 from autograder.paths import project_root
 from tests.support.submissions import submit
-
-
-def answered(
-    release: nbformat.NotebookNode, solution: nbformat.NotebookNode, overrides: dict[str, str] | None = None
-) -> nbformat.NotebookNode:
-    """The release as a learner hands it in: exercise cells filled in (from the solution,
-    or `overrides` by grade_id), every other cell exactly as released."""
-    answers = {
-        c.metadata["nbgrader"]["grade_id"]: c.source
-        for c in solution.cells
-        if c.metadata.get("nbgrader", {}).get("solution")
-    }
-    answers.update(overrides or {})
-    nb = nbformat.from_dict(json.loads(nbformat.writes(release)))
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-    return nb
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,9 @@ async def _recreate(admin_url: URL, name: str) -> None:
         await conn.close()
 
 
-async def _drop(admin_url: URL, name: str) -> None:
+async def drop(admin_url: URL, name: str) -> None:
+    """Drop `name` if it exists, ending its sessions (the coroutine behind drop_database)."""
+    check_identifier(name)
     conn = await connect(admin_url)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -118,7 +120,7 @@ def recreate_database(admin_url: URL, name: str) -> URL:
 
 def drop_database(admin_url: URL, name: str) -> None:
     check_identifier(name)
-    run_sync(lambda: _drop(admin_url, name))
+    run_sync(lambda: drop(admin_url, name))
 
 
 def ping(url: URL) -> None:

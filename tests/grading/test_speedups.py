@@ -36,6 +36,7 @@ from autograder.grading.speedups import (
 
 NOTEBOOK = project_root() / "solutions" / "00_foundations" / "00_foundations.ipynb"
 STOCK_CREATE_ENGINE = nbgrader.api.create_engine
+STOCK_ALEMBIC_VERSION = nbgrader.api.get_alembic_version
 STOCK_PREPARATION_DATA = multiprocessing.spawn.get_preparation_data
 
 
@@ -134,6 +135,7 @@ def assert_stock_nbgrader():
     assert nbgrader.api.create_engine is STOCK_CREATE_ENGINE
     assert common.jsonschema is jsonschema
     assert "create_all" not in vars(nbgrader.api.Base.metadata)
+    assert nbgrader.api.get_alembic_version is STOCK_ALEMBIC_VERSION
 
 
 # --- one engine per URL ------------------------------------------------------------------------
@@ -395,6 +397,32 @@ def test_the_schema_itself_is_checked_once_for_many_cells_not_once_per_cell(monk
         validator.validate_nb(nb)
     assert len(checks) == 1
     assert common.jsonschema is jsonschema
+
+
+# --- the alembic head read in-process ----------------------------------------------------------
+
+
+def test_guard_alembic_head_in_process_gives_the_alembic_commands_answer(monkeypatch):
+    name = "alembic_head_in_process"
+    assert major_minor("nbgrader") == (0, 9), revisit(name, f"nbgrader is {version('nbgrader')}")
+    assert major_minor("alembic")[0] == 1, revisit(name, f"alembic is {version('alembic')}")
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    stock = STOCK_ALEMBIC_VERSION()  # runs the `alembic heads` command
+    assert stock and speedups.alembic_head() == stock, revisit(name, f"the command says {stock!r}")
+
+
+def test_a_new_gradebook_is_stamped_with_the_same_version_with_the_speedup(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no `alembic` command: only the in-process head can answer
+    with speedups.alembic_head_in_process(), Gradebook(f"sqlite:///{tmp_path / 'gb.db'}") as gb:
+        stamped = gb.db.execute(nbgrader.api.text("SELECT version_num FROM alembic_version")).scalar()
+    assert stamped == speedups.alembic_head()
+    assert nbgrader.api.get_alembic_version is STOCK_ALEMBIC_VERSION
+
+
+def test_switched_off_alembic_head_in_process_leaves_the_command(switch):
+    switch("-alembic_head_in_process")
+    with faster_nbgrader():
+        assert nbgrader.api.get_alembic_version is STOCK_ALEMBIC_VERSION
 
 
 # --- all together -----------------------------------------------------------------------------

@@ -263,6 +263,12 @@ def _set_limits(limits: Limits, root: bool) -> None:
         cap(resource.RLIMIT_NPROC, limits.processes)
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when `parent` (its parent now) ends (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        _die_with_parent(_libc(), parent)
+
+
 def _die_with_parent(libc: ctypes.CDLL, parent: int) -> None:
     """SIGKILL this process when its parent ends; if the parent has already gone, end now.
 

@@ -94,3 +94,35 @@ def test_grade_course_never_changes_the_working_directory_and_writes_under_the_c
     assert (course / "autograded" / "ada" / LESSON / f"{LESSON}.ipynb").exists()
     assert (course / "feedback" / "ada" / LESSON / f"{LESSON}.html").exists()
     assert (course / ".course" / "gradebook.db").exists()
+
+
+def test_grade_notebook_releases_a_lesson_into_a_gradebook_once_and_reuses_it(tmp_path, monkeypatch):
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.grading import api
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "state"))  # a state dir with no prepared lessons
+    released: list[str] = []
+    stock = NbGraderAPI.generate_assignment
+
+    def counted(self, assignment_id, *args, **kwargs):
+        released.append(assignment_id)
+        return stock(self, assignment_id, *args, **kwargs)
+
+    monkeypatch.setattr(NbGraderAPI, "generate_assignment", counted)
+    first = grade_notebook(SOLUTION, LESSON)
+    assert released == [LESSON] and (tmp_path / "state" / api.PREPARED_DIR / LESSON).is_dir()
+    second = grade_notebook(SOLUTION, LESSON)
+    assert released == [LESSON], "the second grading reused the prepared gradebook"
+    assert [(t.name, t.score, t.status) for t in second.tests] == [(t.name, t.score, t.status) for t in first.tests]
+    assert second.score == second.max_score == 8.0
+
+
+def test_a_prepared_gradebook_that_cannot_be_used_only_costs_time(tmp_path, monkeypatch):
+    from autograder.grading import api
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "state"))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / api.PREPARED_DIR).write_text("a file where the folder should be")
+    result = grade_notebook(SOLUTION, LESSON)
+    assert result.status == "graded" and result.score == result.max_score == 8.0

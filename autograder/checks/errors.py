@@ -8,6 +8,12 @@
     (await retries_bounded(probe, Call.post("/counters/c/bump"), conflict_sql=BUMP_100,
                            max_attempts=5)).require()
 
+`maps_integrity_error(..., messages="french")` sends the request while PostgreSQL words its
+integrity errors in French, as a server whose `lc_messages` is fr_FR would (`french_messages`):
+the bundled server is built without translations, so a trigger reproduces them. The real
+constraints still decide; only the message and detail change, the SQLSTATE, constraint, column,
+table and schema are the real ones. A handler that decides by the message's English words fails.
+
 A serialization failure is produced for real, not simulated: `collide` holds an
 uncommitted UPDATE of the row the request is about to change (on a connection
 of its own), waits until the request's transaction is blocked behind it
@@ -21,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from autograder.checks.messages import Hint, check, first_hint, outcome, rows, trace, verdict
@@ -38,6 +46,7 @@ RETRYABLE = ("40001", "40P01")  # serialization_failure, deadlock_detected
 __all__ = [
     "Collision",
     "collide",
+    "french_messages",
     "maps_integrity_error",
     "not_retried",
     "retried_until_success",
@@ -146,6 +155,106 @@ async def collide(
     return out
 
 
+# --------------------------------------------------------------------------- messages in French
+
+FRENCH = "autograder_messages_fr"
+
+# A BEFORE INSERT trigger inserts the row once more, on trial, inside a subtransaction it always
+# rolls back: the table's real constraints judge the row. When they refuse it, the trigger raises
+# the same SQLSTATE with the same constraint, column, table and schema, worded as PostgreSQL's
+# French translation words it. A row they accept goes on to the real insert untouched, and any
+# other failure of the trial is left for the real insert to report in its own words.
+FRENCH_FUNCTION = rf"""
+CREATE OR REPLACE FUNCTION {FRENCH}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  st text; cn text; col text; tbl text; sch text; det text; msg text;
+BEGIN
+  IF current_setting('autograder.trial_insert', true) = 'on' THEN
+    RETURN NEW;  -- the trial insert below, firing this trigger again
+  END IF;
+  BEGIN
+    PERFORM set_config('autograder.trial_insert', 'on', true);
+    EXECUTE format('INSERT INTO %I.%I OVERRIDING SYSTEM VALUE SELECT ($1).*', TG_TABLE_SCHEMA, TG_TABLE_NAME)
+      USING NEW;
+    RAISE EXCEPTION USING ERRCODE = 'P0A01';  -- accepted: undo the trial row and the setting
+  EXCEPTION
+    WHEN integrity_constraint_violation THEN
+      GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME, col = COLUMN_NAME,
+        tbl = TABLE_NAME, sch = SCHEMA_NAME, det = PG_EXCEPTION_DETAIL;
+      msg := CASE st
+        WHEN '23505' THEN format('la valeur d''une clé dupliquée rompt la contrainte unique « %s »', cn)
+        WHEN '23503' THEN format('une instruction insert ou update sur la table « %s » viole la contrainte '
+                                 'de clé étrangère « %s »', tbl, cn)
+        WHEN '23514' THEN format('la nouvelle ligne de la relation « %s » viole la contrainte de '
+                                 'vérification « %s »', tbl, cn)
+        WHEN '23502' THEN format('une valeur NULL viole la contrainte NOT NULL de la colonne « %s » dans '
+                                 'la relation « %s »', col, tbl)
+        ELSE format('violation de la contrainte d''intégrité « %s »', cn)
+      END;
+      det := regexp_replace(det, '^Key (.*) already exists\.$', 'La clé « \1 » existe déjà.');
+      det := regexp_replace(det, '^Key (.*) is not present in table "(.*)"\.$',
+                            'La clé « \1 » n''est pas présente dans la table « \2 ».');
+      det := regexp_replace(det, '^Failing row contains (.*)\.$', 'La ligne en échec contient \1.');
+      -- PostgreSQL names a column (NOT NULL) or a constraint (the others), never an empty one
+      IF col <> '' THEN
+        RAISE EXCEPTION USING ERRCODE = st, MESSAGE = msg, DETAIL = det, COLUMN = col, TABLE = tbl, SCHEMA = sch;
+      END IF;
+      RAISE EXCEPTION USING ERRCODE = st, MESSAGE = msg, DETAIL = det, CONSTRAINT = cn, TABLE = tbl, SCHEMA = sch;
+    WHEN OTHERS THEN
+      NULL;  -- accepted (P0A01), or the trial could not run: the real insert decides
+  END;
+  RETURN NEW;
+END
+$fn$
+"""
+
+
+@asynccontextmanager
+async def french_messages(db: Any, tables: list[str]) -> AsyncIterator[None]:
+    """While inside, inserts into `tables` that break a constraint fail with PostgreSQL's French
+    wording (message and detail); SQLSTATE, constraint, column, table and schema stay the real ones.
+
+    `db` is a database URL or an engine. Stands in for `lc_messages = 'fr_FR.UTF-8'`, which needs
+    a server built with translations and the locale installed (the bundled one has neither).
+    """
+    conn = await asyncpg.connect(**asyncpg_params(make_url(_url_of(db))))
+    try:
+        await conn.execute(FRENCH_FUNCTION)
+        for table in tables:
+            await conn.execute(
+                f'CREATE TRIGGER {FRENCH} BEFORE INSERT ON "{table}" FOR EACH ROW EXECUTE FUNCTION {FRENCH}()'
+            )
+        yield
+    finally:
+        await conn.execute(f"DROP FUNCTION IF EXISTS {FRENCH}() CASCADE")  # its triggers go with it
+        await conn.close()
+
+
+@contextmanager
+def database_errors(engine: Any) -> Iterator[list[BaseException]]:
+    """The driver errors `engine` meets while inside, handled by the app or not."""
+    seen: list[BaseException] = []
+    target = getattr(engine, "sync_engine", engine)
+
+    def record(context: Any) -> None:
+        seen.append(context.original_exception)
+
+    event.listen(target, "handle_error", record)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "handle_error", record)
+
+
+def _said(errors: list[BaseException]) -> str:
+    """ "PostgreSQL said: 23505 « la valeur … »", for the message; empty when nothing was refused."""
+    for error in errors:
+        sqlstate = getattr(error, "sqlstate", None)
+        if sqlstate:
+            return f"; PostgreSQL said: {sqlstate} {_short(str(error).splitlines()[0], 140)!r}"
+    return ""
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -190,11 +299,21 @@ async def maps_integrity_error(
     status: int,
     field: str,
     tables: list[str],
+    messages: Literal["english", "french"] = "english",
 ) -> Verdict:
     """`call` violates a constraint: the client gets `status` with a JSON body whose `field` names
-    the offending field, and none of `tables` changes (nothing half-written, nothing committed)."""
+    the offending field, and none of `tables` changes (nothing half-written, nothing committed).
+
+    With `messages="french"` PostgreSQL words its errors in French during the request (see
+    `french_messages`): the SQLSTATE and constraint name are the same, the text is not."""
+    french = messages == "french"
     before = {t: await probe.count_rows(t) for t in tables}
-    ex = await probe.request(call)
+    with database_errors(probe.engine) as errors:
+        if french:
+            async with french_messages(probe.engine, tables):
+                ex = await probe.request(call)
+        else:
+            ex = await probe.request(call)
     after = {t: await probe.count_rows(t) for t in tables}
     body = _body(ex)
     named = body.get("field") if isinstance(body, dict) else None
@@ -207,8 +326,9 @@ async def maps_integrity_error(
         (
             f'{call} answers {status} with a JSON body whose "field" is {field!r}, '
             f"and {', '.join(tables)} stay unchanged"
+            + (" — with PostgreSQL's messages in French (same SQLSTATE and constraint, other words)" if french else "")
         ),
-        f"{outcome(ex)}, body {_short(ex.response.text)}; {counts}; transactions: {trace(kinds)}",
+        f"{outcome(ex)}, body {_short(ex.response.text)}{_said(errors)}; {counts}; transactions: {trace(kinds)}",
         ex.sql,
         hint=first_hint(
             Hint(
@@ -224,6 +344,15 @@ async def maps_integrity_error(
                 "the request failed but rows were committed: something committed before the failing "
                 "statement (a commit in the route, or a handler that commits). Commit once, in get_db, "
                 "only when the route succeeded.",
+            ),
+            Hint(
+                french and (ex.status != status or named != field),
+                "PostgreSQL answered in French here, as a server whose lc_messages is fr_FR does: the "
+                "SQLSTATE, the constraint name and the column were exactly those of the English error, "
+                "only the words changed. A handler that looks for English words ('duplicate key', "
+                "'violates foreign key', 'null value in column') in the message answers wrongly; decide "
+                "by `exc.orig.sqlstate` (or asyncpg's exception class) and find the field from "
+                "`exc.orig.driver_exception.constraint_name` (`column_name` for NOT NULL).",
             ),
             Hint(
                 ex.status == 500,

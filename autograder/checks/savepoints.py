@@ -1,14 +1,20 @@
-"""Checks for a partial batch import: one savepoint per item, the good rows kept, nothing on failure.
+"""Checks for a partial batch import: the good rows kept, the bad ones skipped, nothing on failure.
 
     ex = await probe.request(Call.post("/imports", json=batch))
-    savepoint_per_item(ex, n_items=5, bad_indexes={1, 3}).require()
+    batch_survives(ex).require()
     (await rows_exactly(probe, "products", "sku", {"A", "C", "E"}, where="sku LIKE 'G%'")).require()
     (await nothing_kept(probe, Call.post("/imports", json=doomed), tables=["products"])).require()
 
-The expected transaction trace is derived from which items are bad: BEGIN, then
-for every item a SAVEPOINT closed by RELEASE (good) or ROLLBACK TO (bad), then
-exactly one COMMIT. Row contents come from the probe's separate connection, so
-"kept" means committed, not merely visible to the app's own session.
+What is graded is the outcome: which rows were committed, and that the request
+ran as one transaction that committed once (no bad item took it down, nothing
+was committed early). How the bad items were kept out is the learner's choice: a
+savepoint per item, or checking the items before inserting them. The savepoint
+trace is shown in the message as evidence only. Row contents come from the
+probe's separate connection, so "kept" means committed, not merely visible to
+the app's own session.
+
+`savepoint_per_item` is the stricter, form-level check (one SAVEPOINT per item,
+rolled back exactly for the bad ones); no lesson grades with it any more.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from autograder.checks.messages import Hint, check, first_hint, outcome, rows, side_by_side, trace, verdict
+from autograder.checks.messages import Hint, check, first_hint, outcome, plural, rows, side_by_side, trace, verdict
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 
@@ -121,6 +127,69 @@ def savepoint_per_item(exchange: Exchange, n_items: int, bad_indexes: Iterable[i
     )
 
 
+def outer_events(kinds: list[str]) -> list[str]:
+    """The events of the transaction itself (BEGIN, COMMIT, ROLLBACK), savepoints left out."""
+    return [k for k in kinds if k in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+
+def savepoint_evidence(kinds: list[str]) -> str:
+    """How the outermost savepoints ended, for the message: evidence, never a requirement."""
+    ends = top_level_outcomes(kinds)
+    if not ends:
+        return "no savepoints"
+    rolled = ends.count("ROLLBACK TO")
+    return f"{plural(len(ends), 'savepoint')}, {rolled} rolled back (ROLLBACK TO), {len(ends) - rolled} released"
+
+
+ISOLATE = (
+    "Keep every bad item away from the request's transaction: either check the items before inserting "
+    "them (lengths, signs, duplicates in the batch, SKUs that exist: one SELECT), or give each item its "
+    "own savepoint (`async with session.begin_nested():` around the item) so that its error rolls back "
+    "that item only."
+)
+
+
+@check
+def batch_survives(exchange: Exchange) -> Verdict:
+    """The import answered a success and ran in one transaction that committed once: one BEGIN, one
+    COMMIT, no ROLLBACK of the whole transaction. Savepoints are allowed, never required: the trace is
+    evidence in the message, the rows and the report are graded by `rows_exactly` and the caller."""
+    got = exchange.tx_kinds()
+    outer = outer_events(got)
+    commits, rollbacks = outer.count("COMMIT"), outer.count("ROLLBACK")
+    passed = not exchange.failed and outer == ["BEGIN", "COMMIT"]
+    return verdict(
+        passed,
+        "the import succeeds as one transaction of the request: BEGIN … COMMIT once, never rolled back "
+        "as a whole (bad items skipped without ending it; savepoints allowed, not required)",
+        f"{outcome(exchange)}; the transaction: {trace(outer)}; {savepoint_evidence(got)}; all events: {trace(got)}",
+        exchange.sql,
+        hint=first_hint(
+            Hint(
+                commits > 1,
+                f"{commits} COMMITs: committing per item makes every item its own transaction, so a failure "
+                "later in the request can no longer undo them. Do not commit in the import; get_db commits once.",
+            ),
+            Hint(
+                exchange.failed,
+                f"the import itself failed ({outcome(exchange)}). A bad item must not fail the batch: "
+                "record it as skipped and go on. " + ISOLATE,
+            ),
+            Hint(
+                rollbacks > 0,
+                "the request's transaction was rolled back during the import: a bad item's error reached "
+                "it, and every row written before it in that transaction went too (the caller's as well). " + ISOLATE,
+            ),
+            Hint(
+                commits == 0,
+                "nothing was committed: the import must not end the transaction, and get_db commits once "
+                "after the route.",
+            ),
+            default="the request should run as exactly one transaction (one BEGIN, one COMMIT).",
+        ),
+    )
+
+
 @check
 async def rows_exactly(
     probe: Probe,
@@ -155,9 +224,9 @@ async def rows_exactly(
         sql,
         hint=(
             "the good items must all be committed and the bad ones must leave no row. A good row "
-            "missing usually means a bad item took the transaction down with it (no savepoint, or "
-            "one savepoint around the whole loop); an extra row means an item's error was not caught "
-            "inside its own savepoint."
+            "missing usually means a bad item took other items down with it (an error in the request's "
+            "transaction, one savepoint around the whole loop, or a rollback of the session); an extra "
+            "row is one that should not have been committed (a skipped item, or a batch that failed)."
         ),
     )
 

@@ -6,6 +6,7 @@ foreign key), audit_log (written before the user, so a failing sign-up has half-
 (unique name, an integer value; counter "c" exists). Routes:
 
 - POST /users {email, username, team_id}: audit row, flush, user row, flush; get_db commits
+  (a blank username breaks the CHECK constraint ck_users_username_not_blank)
 - POST /counters {name}: a new counter, through the retry helper
 - POST /counters/{name}/bump: read, add 1, write, at REPEATABLE READ, through the retry helper
 
@@ -14,6 +15,11 @@ Variants:
 - "correct": IntegrityError mapped by SQLSTATE and constraint name (409 unique, 422 foreign key);
   the whole transaction re-run in a fresh session on 40001/40P01, at most 4 attempts; 503 after that
 - "text_match": maps by the message text, finds the field by searching str(exc) for a column name
+- "english_words": maps by PostgreSQL's English wording ("duplicate key value", "violates foreign
+  key", ...) and reads the constraint name out of the message: right on an English server only
+- "asyncpg_classes": correct, another way: the status from asyncpg's exception class
+  (UniqueViolationError, ...), the field from the constraint name
+- "constraint_names": correct, another way: status and field both from the constraint's name
 - "no_rollback": catches the IntegrityError in the route and answers 409 without rolling back
 - "single_statement": the retry wraps the flush only, inside the failed transaction
 - "retry_everything": retries every DBAPIError, constraint violations included
@@ -23,18 +29,34 @@ Variants:
 
 import asyncio
 import random
+import re
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import ForeignKey, MetaData, String, select
+from sqlalchemy import CheckConstraint, ForeignKey, MetaData, String, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.apps.common import DB, database_lifespan, schema
 
-VARIANTS = {"correct", "text_match", "no_rollback", "single_statement", "retry_everything", "unbounded", "no_retry"}
+VARIANTS = {
+    "correct",
+    "text_match",
+    "english_words",
+    "asyncpg_classes",
+    "constraint_names",
+    "no_rollback",
+    "single_statement",
+    "retry_everything",
+    "unbounded",
+    "no_retry",
+}
+# asyncpg picks the exception class from the SQLSTATE: the class is as reliable as the code
+CONFLICT_CLASSES = (asyncpg.UniqueViolationError,)
+INVALID_CLASSES = (asyncpg.ForeignKeyViolationError, asyncpg.CheckViolationError, asyncpg.NotNullViolationError)
 RETRYABLE = {"40001", "40P01"}
 
 NAMING = {
@@ -68,6 +90,7 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
 
     class User(Base):
         __tablename__ = "users"
+        __table_args__ = (CheckConstraint("length(trim(username)) > 0", name="username_not_blank"),)
         id: Mapped[int] = mapped_column(primary_key=True)
         email: Mapped[str] = mapped_column(String(100), unique=True)
         username: Mapped[str] = mapped_column(String(50), unique=True)
@@ -91,6 +114,7 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
         for c in t.constraints
         if c.name and len(c.columns) == 1
     }
+    fields["ck_users_username_not_blank"] = "username"  # a CHECK written as SQL names no column
 
     async def first_rows(conn):
         await conn.execute(Team.__table__.insert(), [{"id": 1}])
@@ -107,7 +131,39 @@ def make_errors_app(db_url: str, variant: str = "correct") -> FastAPI:
         )
     )
 
+    def english_words_response(exc: IntegrityError) -> JSONResponse:
+        # BUG: PostgreSQL's English wording decides; another lc_messages, another answer
+        message = str(exc.orig)
+        named = re.search(r'constraint "([^"]+)"', message)
+        field = fields.get(named.group(1)) if named else None
+        if "duplicate key value" in message:
+            return JSONResponse({"detail": f"{field} already taken", "field": field}, 409)
+        if any(words in message for words in ("violates foreign key", "violates check", "null value in column")):
+            return JSONResponse({"detail": f"invalid {field}", "field": field}, 422)
+        return JSONResponse({"detail": "database error"}, 500)
+
+    def asyncpg_class_response(exc: IntegrityError) -> JSONResponse:
+        driver = exc.orig.__cause__  # the exception asyncpg raised
+        field = fields.get(getattr(driver, "constraint_name", None)) or getattr(driver, "column_name", None)
+        if isinstance(driver, CONFLICT_CLASSES):
+            return JSONResponse({"detail": f"{field} already taken", "field": field}, 409)
+        if isinstance(driver, INVALID_CLASSES):
+            return JSONResponse({"detail": f"invalid {field}", "field": field}, 422)
+        return JSONResponse({"detail": "database error"}, 500)
+
+    def constraint_name_response(exc: IntegrityError) -> JSONResponse:
+        name = getattr(exc.orig.__cause__, "constraint_name", None) or ""
+        field = fields.get(name)
+        status = 409 if name.startswith(("uq_", "pk_")) else 422 if name.startswith(("fk_", "ck_")) else 500
+        return JSONResponse({"detail": f"problem with {field}", "field": field}, status)
+
     def integrity_response(exc: IntegrityError) -> JSONResponse:
+        if variant == "english_words":
+            return english_words_response(exc)
+        if variant == "asyncpg_classes":
+            return asyncpg_class_response(exc)
+        if variant == "constraint_names":
+            return constraint_name_response(exc)
         if variant == "text_match":  # BUG: the message text decides, and str(exc) quotes the SQL
             text = str(exc)
             field = next((f for f in ("email", "username", "team_id") if f in text), None)

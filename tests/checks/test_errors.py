@@ -1,8 +1,12 @@
+import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from autograder.checks import Call, Probe
 from autograder.checks.errors import (
     collide,
+    french_messages,
     maps_integrity_error,
     not_retried,
     retried_until_success,
@@ -15,6 +19,9 @@ TABLES = ["users", "audit_log"]
 FIRST = Call.post("/users", json={"email": "a@x", "username": "a", "team_id": 1})
 DUP_EMAIL = Call.post("/users", json={"email": "a@x", "username": "b", "team_id": 1})
 NO_TEAM = Call.post("/users", json={"email": "c@x", "username": "c", "team_id": 99})
+BLANK = Call.post("/users", json={"email": "d@x", "username": "  ", "team_id": 1})
+# (the call, the status, the field) for a unique, a foreign-key and a check violation
+VIOLATIONS = [(DUP_EMAIL, 409, "email"), (NO_TEAM, 422, "team_id"), (BLANK, 422, "username")]
 DUP_COUNTER = Call.post("/counters", json={"name": "c"})
 BUMP = Call.post("/counters/c/bump")
 CONFLICT = "UPDATE counters SET value = value + 100 WHERE name = 'c'"
@@ -47,6 +54,79 @@ async def test_maps_integrity_error_rejects_text_matching_on_a_foreign_key_viola
     assert "-> 409" in v.actual and '"field":"email"' in v.actual
     assert "Read the SQLSTATE, not the message" in v.hint and "23503" in v.hint
     assert "INSERT INTO users" in text  # the SQL that ran
+
+
+async def verdicts(probe, messages):
+    """maps_integrity_error's verdict on each of VIOLATIONS, with PostgreSQL speaking `messages`."""
+    return [
+        await maps_integrity_error(probe, call, status=status, field=field, tables=TABLES, messages=messages)
+        for call, status, field in VIOLATIONS
+    ]
+
+
+@pytest.mark.parametrize("variant", ["correct", "asyncpg_classes", "constraint_names"])
+async def test_maps_integrity_error_in_french_passes_handlers_that_read_the_error_fields(app_for, variant):
+    async with app_for(variant) as probe:
+        assert (await probe.request(FIRST)).status == 201
+        english = await verdicts(probe, "english")
+        french = await verdicts(probe, "french")
+    for v in english + french:
+        assert v, str(v)
+    assert 'PostgreSQL said: 23505 "la valeur d\'une clé dupliquée rompt la contrainte unique « uq_users_email »"' in (
+        french[0].actual
+    )
+    assert "in French" in french[0].expected
+    assert "duplicate key value violates unique constraint" in english[0].actual
+
+
+async def test_maps_integrity_error_in_french_rejects_english_words(app_for):
+    async with app_for("english_words") as probe:
+        assert (await probe.request(FIRST)).status == 201
+        # full marks on an English server: the loophole the French run closes
+        assert all(await verdicts(probe, "english"))
+        french = await verdicts(probe, "french")
+    for v in french:
+        rejected(v, actual=["-> 500", "PostgreSQL said: 23"], hint=["answered in French", "exc.orig.sqlstate"])
+    assert "23503" in french[1].actual and "viole la contrainte de clé étrangère" in french[1].actual
+
+
+async def test_maps_integrity_error_in_french_rejects_text_matching_even_on_the_duplicate(app_for):
+    async with app_for("text_match") as probe:
+        assert (await probe.request(FIRST)).status == 201
+        assert await maps_integrity_error(probe, DUP_EMAIL, status=409, field="email", tables=TABLES)
+        v = await maps_integrity_error(probe, DUP_EMAIL, status=409, field="email", tables=TABLES, messages="french")
+    rejected(v, actual=["-> 400"], hint=["answered in French", "constraint_name"])
+
+
+async def test_french_messages_keep_the_error_fields_and_let_good_rows_in(app_for):
+    async with app_for("correct") as probe, french_messages(probe.engine, ["users", "audit_log"]):
+        assert (await probe.request(FIRST)).status == 201  # a good row is inserted once
+        assert await probe.count_rows("users") == 1
+        async with probe.engine.connect() as conn:
+            with pytest.raises(IntegrityError) as caught:
+                await conn.execute(text("INSERT INTO users (email, username, team_id) VALUES (NULL, 'n', 1)"))
+    orig = caught.value.orig
+    driver = orig.driver_exception
+    assert (orig.sqlstate, type(driver), driver.column_name, driver.constraint_name, driver.table_name) == (
+        "23502",
+        asyncpg.NotNullViolationError,
+        "email",
+        None,
+        "users",
+    )
+    assert (
+        str(orig) == "une valeur NULL viole la contrainte NOT NULL de la colonne « email » dans la relation « users »"
+    )
+    assert driver.detail.startswith("La ligne en échec contient (")
+
+
+async def test_french_messages_are_gone_afterwards(app_for):
+    async with app_for("correct") as probe:
+        assert (await probe.request(FIRST)).status == 201
+        await maps_integrity_error(probe, DUP_EMAIL, status=409, field="email", tables=TABLES, messages="french")
+        v = await maps_integrity_error(probe, DUP_EMAIL, status=409, field="email", tables=TABLES)
+        assert await probe.fetchval("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal") == 0
+    assert "duplicate key value violates unique constraint" in v.actual
 
 
 async def test_maps_integrity_error_rejects_a_session_not_rolled_back(app_for):

@@ -2,6 +2,7 @@ import pytest
 
 from autograder.checks import Call, Probe
 from autograder.checks.savepoints import (
+    batch_survives,
     expected_item_trace,
     nothing_kept,
     rows_exactly,
@@ -54,6 +55,9 @@ async def test_correct_import_passes_every_check(app_for):
         assert "too long" in body["skipped"][1]["reason"]
         v = savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
         assert v, str(v)
+        v = batch_survives(ex)
+        assert v, str(v)
+        assert "6 savepoints, 3 rolled back (ROLLBACK TO), 3 released" in v.actual  # the trace, as evidence
         v = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
         assert v, str(v)
         # the batch's own audit row fails: nothing of the batch is kept
@@ -158,3 +162,76 @@ async def test_savepoint_per_item_rejects_a_failed_import(app_for):
         ex = await probe.request(call)  # duplicate label -> 409
     v = savepoint_per_item(ex, n_items=1, bad_indexes={0})
     assert not v and "the import itself failed" in v.hint and "409" in v.hint
+
+
+# ---------------------------------------------------------------- the outcome, whatever the technique
+
+
+async def test_checking_items_first_passes_without_a_single_savepoint(app_for):
+    async with app_for("validate_first") as probe:
+        ex = await probe.request(IMPORT)
+        body = ex.response.json()
+        assert ex.status == 201, ex.response.text
+        assert body["imported"] == ["A", "B", "C"] and [s["index"] for s in body["skipped"]] == [1, 3, 4]
+        v = batch_survives(ex)
+        assert v, str(v)
+        assert "no savepoints" in v.actual and "the transaction: BEGIN, COMMIT" in v.actual
+        v = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
+        assert v, str(v)
+        # the stricter, form-level check would have refused this correct import
+        assert not savepoint_per_item(ex, n_items=len(BATCH), bad_indexes=BAD)
+        again = Call.post("/imports", json={"label": "first", "items": [item("D"), item("E")]})
+        v = await nothing_kept(probe, again, tables=["products", "import_runs"])
+        assert v, str(v)
+        locked = Call.post("/imports", json={"label": "locked", "items": [item("X"), item("HELD"), item("Y")]})
+        async with uncommitted_insert(app_for.url(), "products", item("HELD")):
+            v = await nothing_kept(probe, locked, tables=["products", "import_runs"])
+        assert v, str(v)
+        assert "lock timeout" in v.actual
+
+
+@pytest.mark.parametrize(
+    ("variant", "actual", "hint"),
+    [
+        pytest.param(
+            "no_savepoint",
+            ["the transaction: BEGIN, ROLLBACK, BEGIN, ROLLBACK", "no savepoints"],
+            ["rolled back during the import", "check the items before inserting", "begin_nested()"],
+            id="a rollback of the session per bad item",
+        ),
+        pytest.param(
+            "commit_per_item",
+            ["-> 201", "COMMIT, BEGIN, COMMIT"],
+            ["COMMITs: committing per item", "get_db commits once"],
+            id="a commit per item",
+        ),
+    ],
+)
+async def test_batch_survives_rejects(app_for, variant, actual, hint):
+    async with app_for(variant) as probe:
+        ex = await probe.request(IMPORT)
+    rejected(batch_survives(ex), actual=actual, hint=hint, shows=["INSERT INTO products"])
+
+
+async def test_batch_survives_rejects_a_failed_import(app_for):
+    async with app_for("validate_first") as probe:
+        call = Call.post("/imports", json={"label": "x", "items": [item("Q")]})
+        await probe.request(call)
+        ex = await probe.request(call)  # duplicate label -> 409
+    rejected(batch_survives(ex), actual=["-> 409"], hint=["the import itself failed", "record it as skipped"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "actual"),
+    [
+        # one transaction, committed once: only the rows give these away
+        pytest.param("one_savepoint", ["missing ['A', 'B', 'C']"], id="one savepoint around the loop"),
+        pytest.param("truncating", ["unexpected ['LONG']", "should have been skipped"], id="a bad row repaired"),
+    ],
+)
+async def test_rows_exactly_catches_what_the_transaction_cannot(app_for, variant, actual):
+    async with app_for(variant) as probe:
+        ex = await probe.request(IMPORT)
+        assert batch_survives(ex)
+        v = await rows_exactly(probe, "products", "sku", GOOD_SKUS)
+    rejected(v, actual=actual, hint=["the good items must all be committed"])

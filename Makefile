@@ -1,6 +1,6 @@
 # The course, one command each. `make lab` is all a learner needs.
 #
-#   make lab [PORT=8899]       learner JupyterLab on notebooks/ (+ bundled PostgreSQL)
+#   make lab [PORT=8899]       learner JupyterLab on your workspace/ copy of notebooks/ (+ PostgreSQL)
 #   make instructor [PORT=..]  JupyterLab on the course root with nbgrader's formgrader
 #   make test                  make lint, then pytest --nbval at the root (tests + every notebook)
 #   make lint                  ruff check, ruff format --check and mypy (settings in pyproject.toml)

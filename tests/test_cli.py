@@ -27,13 +27,21 @@ def test_help_lists_every_command(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("db", "lab", "instructor", "grade", "grade-one", "release"):
+    for command in ("db", "lab", "workspace", "instructor", "grade", "grade-one", "release"):
         assert command in out
 
 
 @pytest.mark.parametrize(
     "command",
-    [["db", "--help"], ["lab", "--help"], ["instructor", "--help"], ["release", "--help"], ["-v", "grade", "--help"]],
+    [
+        ["db", "--help"],
+        ["lab", "--help"],
+        ["workspace", "--help"],
+        ["workspace", "reset", "--help"],
+        ["instructor", "--help"],
+        ["release", "--help"],
+        ["-v", "grade", "--help"],
+    ],
 )
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -117,11 +125,13 @@ def test_lab_refuses_a_port_in_use_in_one_sentence(tmp_path):
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", port))
         taken.listen()
-        result = run_cli("lab", "--no-browser", "--port", str(port), env=cli_env(tmp_path / "state"), timeout=30)
+        env = cli_env(tmp_path / "state", COURSE_WORKSPACE=str(tmp_path / "ws"))
+        result = run_cli("lab", "--no-browser", "--port", str(port), env=env, timeout=30)
     line = assert_one_sentence_error(result, f"Port {port} is already in use", "make lab PORT=8899")
     assert f"by pid {os.getpid()} (" in line  # it says who holds the port
-    # The port is checked before anything is started.
+    # The port is checked before anything is started or copied.
     assert not (tmp_path / "state" / "pgdata").exists()
+    assert not (tmp_path / "ws").exists()
 
 
 @pytest.mark.parametrize(

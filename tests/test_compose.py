@@ -68,8 +68,27 @@ def test_lab_service_runs_the_learner_lab_against_db(compose):
     assert (8888, 8888) in published
 
 
+def test_lab_keeps_the_learners_workspace_on_a_named_volume(compose):
+    """`docker compose down` / a rebuild keep learner work: the workspace is a named volume, not the image."""
+    lab = compose["services"]["lab"]
+    target = lab["environment"]["COURSE_WORKSPACE"]
+    mounts = {}
+    for volume in lab["volumes"]:
+        if isinstance(volume, dict):
+            mounts[volume["target"]] = (volume["type"], volume["source"])
+        else:
+            source, mount_target = volume.split(":")[:2]
+            mounts[mount_target] = ("volume", source)
+    assert mounts[target] == ("volume", "workspace"), mounts
+    assert "workspace" in compose["volumes"]
+    assert not target.startswith("/course/")  # outside the image's checkout (and its release notebooks/)
+
+
 def test_dockerfile_installs_the_project_and_runs_the_lab():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "\nFROM python:3.11-slim\n" in dockerfile
     assert 'pip install -e ".[dev]"' in dockerfile
     assert '"autograder", "lab", "--no-browser", "--ip", "0.0.0.0", "--port", "8888"' in dockerfile
+    assert "\nENV COURSE_WORKSPACE=/workspace\n" in dockerfile  # `docker run` alone uses the same workspace
+    # A learner's local workspace never ends up in the image.
+    assert "workspace" in (REPO / ".dockerignore").read_text().split()

@@ -7,8 +7,12 @@ supervisor:
 2. resolves the database (DATABASE_URL, or the bundled server, held for as long
    as JupyterLab runs) and exports DATABASE_URL (asyncpg form) to every kernel;
 3. starts JupyterLab in its own session, so the terminal's Ctrl-C reaches only
-   the supervisor, with the view's config dir first on JUPYTER_CONFIG_PATH;
-4. on SIGINT/SIGTERM/SIGHUP — or when JupyterLab exits by itself — stops
+   the supervisor, with the view's config dir first on JUPYTER_CONFIG_PATH and a
+   token it chose ($JUPYTER_TOKEN if set, else a fresh random one), handed over in
+   the environment (not on the command line, which every local user can read);
+4. once JupyterLab listens, prints one line with the URL to open, token included
+   (the view's start page, e.g. the learner's START_HERE.ipynb), as the last line;
+5. on SIGINT/SIGTERM/SIGHUP — or when JupyterLab exits by itself — stops
    JupyterLab (SIGTERM, wait, then SIGKILL for whatever is left of its process
    group) and releases the database, which stops the bundled server with a
    clean `pg_ctl -m fast` shutdown unless another holder (e.g. pytest) remains.
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +44,9 @@ DEFAULT_PORT = 8888
 DEFAULT_IP = "127.0.0.1"
 STOP_TIMEOUT_S = 15.0
 ENV_CONFIG_PATH = "JUPYTER_CONFIG_PATH"
+ENV_TOKEN = "JUPYTER_TOKEN"  # read by jupyter_server's IdentityProvider (token) as its default
+ENV_TOKEN_FILE = "JUPYTER_TOKEN_FILE"
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,49 @@ class View:
     root_dir: Path  # the folder JupyterLab opens on
     make_target: str  # for messages: `make <target> PORT=...`
     env: dict[str, str] = field(default_factory=dict)  # extra environment for JupyterLab and its kernels
+    start_file: str | None = None  # opened first (browser and printed URL), relative to root_dir
+
+
+def access_token() -> str:
+    """The token JupyterLab will require: $JUPYTER_TOKEN / $JUPYTER_TOKEN_FILE if set, else a new random one."""
+    if os.environ.get(ENV_TOKEN):
+        return os.environ[ENV_TOKEN]
+    token_file = os.environ.get(ENV_TOKEN_FILE)
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as exc:
+            raise SetupError(
+                f"Cannot read the token file {token_file} ({exc.strerror}); fix or unset {ENV_TOKEN_FILE}."
+            ) from None
+        if token:
+            return token
+    return secrets.token_hex(24)
+
+
+def shown_host(ip: str) -> str:
+    """The host to put in a URL a person opens: localhost for loopback and all-interfaces addresses."""
+    if ip in ("127.0.0.1", "localhost", "", "0.0.0.0", "::", "::1"):
+        return "localhost"
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def lab_url(view: View, *, ip: str, port: int, token: str) -> str:
+    """The URL that opens the view (its start page, if any) with the token, for the terminal."""
+    from urllib.parse import quote
+
+    path = f"/lab/tree/{quote(view.start_file)}" if view.start_file else "/lab"
+    return f"http://{shown_host(ip)}:{port}{path}?token={quote(token)}"
+
+
+def listening(ip: str, port: int) -> bool:
+    """Whether something accepts connections on ip:port (all-interfaces addresses probed on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1", "localhost": "127.0.0.1"}.get(ip, ip)
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def config_dir(view: str) -> Path:
@@ -195,15 +247,20 @@ def jupyter_command(view: View, *, port: int, ip: str, no_browser: bool) -> list
     ]
     if no_browser:
         cmd.append("--ServerApp.open_browser=False")
+    elif view.start_file:
+        cmd.append(f"--ServerApp.file_to_run={view.root_dir / view.start_file}")  # the browser opens it
     if os.name == "posix" and os.geteuid() == 0:
         cmd.append("--ServerApp.allow_root=True")  # containers and CI run as root
     return cmd
 
 
-def jupyter_env(view: View, database_url: URL) -> dict[str, str]:
+def jupyter_env(view: View, database_url: URL, token: str | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(view.env)
     env[urls.ENV_URL] = urls.render(database_url)
+    if token is not None:
+        env[ENV_TOKEN] = token
+        env.pop(ENV_TOKEN_FILE, None)
     existing = env.get(ENV_CONFIG_PATH, "")
     ours = str(config_dir(view.name))
     # First entry wins over the venv's sys-prefix config (which enables every
@@ -252,24 +309,29 @@ def run(view: View, *, port: int, ip: str, no_browser: bool) -> int:
     db = HeldDatabase()
     proc: subprocess.Popen | None = None
     try:
+        token = access_token()
         url = db.acquire()
         if received:
             return 0
         proc = subprocess.Popen(
             jupyter_command(view, port=port, ip=ip, no_browser=no_browser),
-            env=jupyter_env(view, url),
+            env=jupyter_env(view, url, token),
             cwd=view.root_dir,
             start_new_session=True,  # the terminal's Ctrl-C reaches only this supervisor
         )
-        shown = "localhost" if ip in ("127.0.0.1", "localhost") else ip
-        note(
-            f"{view.name} JupyterLab (pid {proc.pid}) on http://{shown}:{port}/lab, folder {view.root_dir}, "
-            f"database: {db.describe()}. Press Ctrl-C to stop both."
-        )
+        note(f"starting {view.name} JupyterLab (pid {proc.pid}) on folder {view.root_dir}, database: {db.describe()}.")
+        started, announced = time.monotonic(), False
         while not received:
             try:
                 code = proc.wait(timeout=0.5)
             except subprocess.TimeoutExpired:
+                # Printed once JupyterLab listens, so it is the last line, not buried under Jupyter's log.
+                if not announced and (listening(ip, port) or time.monotonic() - started > READY_TIMEOUT_S):
+                    announced = True
+                    note(
+                        f"{view.name} JupyterLab is ready; open {lab_url(view, ip=ip, port=port, token=token)} "
+                        "(Ctrl-C stops JupyterLab and the database)."
+                    )
                 continue
             note(f"JupyterLab exited by itself (exit code {code}).")
             return code

@@ -1,28 +1,42 @@
-"""A learner opens lesson 00 in `autograder lab` and runs its first cells, in a real browser.
+"""In a real browser: `autograder lab` opens on the start page; the learner opens lesson 00 and runs it.
 
-What a person sees: the notebook opens with a running Python kernel, Shift+Enter on
-the setup cell shows `LessonDatabase(lesson='00_foundations', ...)`, the next cells
-run without an error, the toolbar has nbgrader's Validate button, and nothing of
-formgrader / Create Assignment is anywhere in the menus, the command palette or
-the side bars. The committed release notebook is never written (autosave off; the
-test checks the file is byte-for-byte unchanged) and the checkpoint folder JupyterLab
-creates on opening it is removed again.
+What a person sees: the start page (START_HERE.ipynb in their workspace) rendered,
+listing the lessons; its link opens lesson 00 with a running Python kernel;
+Shift+Enter on the setup cell shows `LessonDatabase(lesson='00_foundations', ...)`,
+the next cells run without an error, the toolbar has nbgrader's Validate button,
+and nothing of formgrader / Create Assignment is anywhere in the menus, the command
+palette or the side bars. Ctrl+S saves the notebook into the learner's workspace
+(a temporary --workspace here); the committed release notebooks/ is never
+written or given a checkpoint folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-import shutil
 
 import pytest
 from playwright.sync_api import expect
 
+from autograder import workspace
 from tests.browser.support import KERNEL_TIMEOUT_MS, assert_real_screenshot, lab_server
 from tests.cli_support import REPO, free_port
 
 LESSON = "00_foundations"
-NOTEBOOK = REPO / "notebooks" / LESSON / f"{LESSON}.ipynb"
-CHECKPOINTS = NOTEBOOK.parent / ".ipynb_checkpoints"  # JupyterLab checkpoints a notebook when it opens it
+RELEASE = REPO / "notebooks"
+
+
+def release_snapshot() -> dict[str, str]:
+    """The opened lesson's release folder (checkpoints included) with hashes, and any checkpoint folder
+    under notebooks/ (lessons other engineers regenerate meanwhile are left out: no flakes)."""
+    files = {
+        str(p.relative_to(RELEASE)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (RELEASE / LESSON).rglob("*")
+        if p.is_file()
+    }
+    files.update({str(p.relative_to(RELEASE)): "checkpoints" for p in RELEASE.rglob(".ipynb_checkpoints")})
+    return files
 
 
 def run_cell(page, cell, expected_count: int) -> None:
@@ -42,15 +56,25 @@ def palette_matches(page, query: str) -> list[str]:
 
 @pytest.mark.timeout(120)
 def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_state, tmp_path):
-    original = NOTEBOOK.read_bytes()
-    had_checkpoints = CHECKPOINTS.exists()
-    lab = lab_server("lab", course_state, free_port(), tmp_path)
+    before = release_snapshot()
+    ws = tmp_path / "ws"
+    lab = lab_server("lab", course_state, free_port(), tmp_path, "--workspace", str(ws))
     try:
         lab.wait_ready()
-        page.goto(lab.url(f"/lab/tree/{LESSON}/{LESSON}.ipynb"))
+        page.goto(lab.url("/lab/tree/START_HERE.ipynb"))
+
+        # The start page: rendered markdown saying what the course is and how to check your work.
+        start = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-Notebook"))
+        expect(start.locator(".jp-RenderedMarkdown h1").first).to_contain_text("Start here")
+        expect(start.locator(".jp-RenderedMarkdown")).to_contain_text("Check my work")
+        expect(start.locator(".jp-RenderedMarkdown")).to_contain_text("Where your work lives")
+        page.screenshot(path=tmp_path / "learner-start-page.png")
+        # Its lesson link opens lesson 00 from the workspace.
+        start.locator(".jp-RenderedMarkdown a", has_text="Lesson 00").click()
+        expect(page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")).to_contain_text(f"{LESSON}.ipynb")
 
         # The notebook is open and its kernel is ready (status bar: "Python 3 (ipykernel) | Idle").
-        panel = page.locator(".jp-NotebookPanel").filter(has=page.locator(".jp-Notebook"))
+        panel = page.locator(".jp-NotebookPanel:visible").filter(has=page.locator(".jp-Notebook"))
         expect(panel).to_be_visible()
         expect(page.locator(".jp-Notebook .jp-Cell").first).to_contain_text("Lesson 00")
         expect(page.locator(".jp-StatusBar-Widget")).to_contain_text(
@@ -102,14 +126,30 @@ def test_learner_runs_the_setup_cell_and_sees_only_learner_tools(page, course_st
         page.screenshot(path=tmp_path / "learner-palette.png")
         page.keyboard.press("Escape")
 
+        # Ctrl+S writes the learner's workspace copy (with the outputs), never the release.
+        panel.locator(".jp-Notebook .jp-Cell").first.click()
+        page.keyboard.press("Control+s")
+        saved = ws / LESSON / f"{LESSON}.ipynb"
+
+        def saved_with_output() -> bool:
+            cells = json.loads(saved.read_text())["cells"]
+            return any("PostgreSQL says 42" in json.dumps(c.get("outputs", [])) for c in cells)
+
+        for _ in range(100):
+            if saved_with_output():
+                break
+            page.wait_for_timeout(100)
+        assert saved_with_output(), "Ctrl+S did not save the notebook into the workspace"
+        # Running a lesson is not editing it: the next start neither offers nor replaces anything.
+        report = workspace.sync_workspace(RELEASE, ws)
+        mine = f"{LESSON}/{LESSON}.ipynb"
+        assert mine in report.kept and mine not in report.offered and saved_with_output()
+
+        assert_real_screenshot(tmp_path / "learner-start-page.png", min_colours=50, max_dominant=0.95)
         assert_real_screenshot(tmp_path / "learner-lab.png", min_colours=50, max_dominant=0.9)
         assert_real_screenshot(tmp_path / "learner-setup-output.png", min_colours=10, max_dominant=0.98)
         assert_real_screenshot(tmp_path / "learner-palette.png", min_colours=50, max_dominant=0.9)
         assert "Traceback" not in lab.output(), lab.output()
     finally:
         lab.close()
-        if not had_checkpoints:
-            shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-        if NOTEBOOK.read_bytes() != original:  # never leave the release notebook changed
-            NOTEBOOK.write_bytes(original)
-            pytest.fail(f"{NOTEBOOK.relative_to(REPO)} was written during the test (restored)")
+    assert release_snapshot() == before, "notebooks/ was written during the lab session"

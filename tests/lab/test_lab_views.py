@@ -1,25 +1,32 @@
-"""A real `autograder lab` / `autograder instructor` run: views, kernel env, clean shutdown.
+"""A real `autograder lab` / `autograder instructor` run: views, kernel env, workspace, token, clean shutdown.
 
-Each run uses its own COURSE_DATA_DIR (a copied cluster) and a free port, and is
-torn down in `finally` whatever happens.
+Each run uses its own COURSE_DATA_DIR (a copied cluster), its own learner workspace
+(COURSE_WORKSPACE) and a free port, and is torn down in `finally` whatever happens.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import signal
+import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from jupyter_client import BlockingKernelClient
 
+from autograder import workspace
 from tests.cli_support import (
+    AUTOGRADER,
     REPO,
     JupyterServer,
     children,
+    cli_env,
     environ_of,
     free_port,
     http,
@@ -54,7 +61,8 @@ def _kill_tree(pids) -> None:
 @pytest.mark.timeout(90)
 def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path):
     data_dir = course_state / "pgdata"
-    lab = JupyterServer("lab", course_state, free_port(), tmp_path)
+    ws = tmp_path / "ws"
+    lab = JupyterServer("lab", course_state, free_port(), tmp_path, COURSE_WORKSPACE=str(ws))
     jupyter = kernel = None
     try:
         jupyter = lab.wait_ready()
@@ -66,7 +74,8 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
         assert "@jupyter/nbgrader:validate-assignment" not in disabled
         assert "@jupyter/nbgrader" in {ext["name"] for ext in config["federated_extensions"]}
         assert config["news"] == {"disabled": True}
-        assert Path(config["serverRoot"]) == REPO / "notebooks"
+        assert Path(config["serverRoot"]) == ws  # the learner's workspace, never the tracked release
+        assert (ws / workspace.START_PAGE).is_file() and (ws / "00_foundations" / "00_foundations.ipynb").is_file()
 
         assert http(lab.port, "/formgrader")[0] == 404
         assert http(lab.port, "/formgrader/api/assignments")[0] == 404
@@ -146,3 +155,97 @@ def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(c
     finally:
         lab.close()
         _kill_tree([jupyter] if jupyter else [])
+
+
+def release_snapshot() -> dict[str, str]:
+    """Lesson 00's release folder (the one the test saves) with hashes, and any checkpoint folder under
+    notebooks/; other lessons are left out, so a `make release` running meanwhile cannot flake this."""
+    root = REPO / "notebooks"
+    files = {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (root / "00_foundations").rglob("*")
+        if p.is_file()
+    }
+    files.update({str(p.relative_to(root)): "checkpoints" for p in root.rglob(".ipynb_checkpoints")})
+    return files
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.timeout(90)
+def test_lab_prints_a_url_with_a_token_that_authenticates_and_saves_only_to_the_workspace(course_state, tmp_path):
+    """No JUPYTER_TOKEN given: the supervisor makes one, and its printed URL is the one that works."""
+    ws = tmp_path / "ws"
+    port = free_port()
+    env = cli_env(course_state, COURSE_WORKSPACE=str(ws), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    env.pop("JUPYTER_TOKEN", None)
+    env.pop("JUPYTER_TOKEN_FILE", None)
+    before = release_snapshot()
+    log_path = tmp_path / "lab.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*AUTOGRADER, "lab", "--no-browser", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+    jupyter = None
+    try:
+        pattern = re.compile(r"^\[autograder\] learner JupyterLab is ready; open (http://\S+) ", re.M)
+
+        def printed_url():
+            assert proc.poll() is None, log_path.read_text()
+            match = pattern.search(log_path.read_text())
+            return match.group(1) if match else None
+
+        url = wait_for(printed_url, 60, what="the supervisor's ready line")
+        jupyter = children(proc.pid)[0]
+        assert url.startswith(f"http://localhost:{port}/lab/tree/{workspace.START_PAGE}?token=")
+        token = url.rsplit("token=", 1)[1]
+        assert len(token) >= 32
+        assert token not in Path(f"/proc/{jupyter}/cmdline").read_text()  # not on the command line
+        base = f"http://127.0.0.1:{port}"
+        assert status_of(f"{base}/api/status?token={token}") == 200
+        assert status_of(f"{base}/api/status") == 403
+        assert status_of(f"{base}/api/status?token=not-{token}") == 403
+        assert status_of(url.replace("localhost", "127.0.0.1")) == 200  # the start page itself opens
+
+        # Save a notebook through the server (what autosave does): it lands in the workspace only.
+        path = "00_foundations/00_foundations.ipynb"
+        with urllib.request.urlopen(f"{base}/api/contents/{path}?token={token}", timeout=10) as response:
+            model = json.load(response)
+        model["content"]["cells"][0]["source"] = "# my own notes"
+        body = json.dumps({"type": "notebook", "format": "json", "content": model["content"]}).encode()
+        request = urllib.request.Request(
+            f"{base}/api/contents/{path}?token={token}",
+            data=body,
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        assert "# my own notes" in (ws / path).read_text()
+        assert release_snapshot() == before  # notebooks/ (tracked, drift-tested) untouched
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        _kill_tree([jupyter] if jupyter else [])
+
+    # The next start keeps the learner's edit and says nothing about it.
+    report = workspace.sync_workspace(REPO / "notebooks", ws)
+    assert "# my own notes" in (ws / path).read_text() and path not in report.updated and not report.offered

@@ -41,6 +41,11 @@ def add_grading_options(parser: argparse.ArgumentParser) -> None:
         help="characters of output kept per notebook (default: 1000000)",
     )
     parser.add_argument(
+        "--run-demonstrations",
+        action="store_true",
+        help="also run the cells a lesson marks as demonstrations (skipped by default: no check needs them)",
+    )
+    parser.add_argument(
         "--no-sandbox",
         action="store_true",
         help="run submissions without namespaces or a separate uid (resource limits stay)",
@@ -57,6 +62,7 @@ def options_from(args: argparse.Namespace, **extra) -> GradeOptions:
         limits=Limits(address_space=args.memory * 1024**2),
         output_limit=args.output_limit,
         isolate=not args.no_sandbox,
+        run_demonstrations=args.run_demonstrations,
         **extra,
     )
 

@@ -26,6 +26,7 @@ from nbgrader.converters.base import BaseConverter
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 
 from autograder.course.preprocessors import with_outputs_sanitised, with_pasted_answers_kept
+from autograder.grading import demonstrations
 from autograder.grading.executor import Execution, apply_execution
 
 
@@ -190,17 +191,35 @@ def _released_test_cells(path: Path) -> dict[str, str]:
     return _RELEASED[key]
 
 
-def sanitized_code_cells(path: Path) -> tuple[list[tuple[int, str]], frozenset[int]]:
+def sanitized_code_cells(
+    path: Path, demos: frozenset[str] = frozenset()
+) -> tuple[list[tuple[int, str]], frozenset[int]]:
     """The code cells to run, in order, and which of them are graded test cells.
 
-    Plain JSON, not nbformat: nbgrader has just written and validated this file."""
+    `demos`: ids of the lesson's demonstration cells; those that nothing after them needs are
+    left out (see demonstrations.py). Plain JSON, not nbformat: nbgrader has just written and
+    validated this file."""
     cells_json = json.loads(Path(path).read_text())["cells"]
+    code = [(i, cell) for i, cell in enumerate(cells_json) if cell.get("cell_type") == "code"]
+    sources = [
+        "".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "") for _, c in code
+    ]
+    skip = demonstrations.skippable(
+        [
+            demonstrations.CodeCell(str(c.get("id", "")), src, bool(c.get("metadata", {}).get("nbgrader")))
+            for (_, c), src in zip(code, sources, strict=True)
+        ],
+        demos,
+    )
     cells, graded = [], set()
-    for i, cell in enumerate(cells_json):
-        if cell.get("cell_type") != "code":
+    for position, ((i, cell), source) in enumerate(zip(code, sources, strict=True)):
+        if position in skip:
             continue
-        source = cell.get("source", "")
-        cells.append((i, "".join(source) if isinstance(source, list) else source))
+        cells.append((i, source))
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade"):
             graded.add(i)
     return cells, frozenset(graded)
+
+
+def _text(source: str | list[str]) -> str:
+    return "".join(source) if isinstance(source, list) else source

@@ -20,3 +20,6 @@ class GradeOptions:
     deadlines: Deadlines = field(default_factory=Deadlines)
     output_limit: int = 1_000_000
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    # Cells the lesson marks as demonstrations are skipped unless this is set (see
+    # autograde.demonstration_cells); a learner's Run All and `pytest --nbval` run them all.
+    run_demonstrations: bool = False

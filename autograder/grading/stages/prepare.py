@@ -7,11 +7,14 @@ reason) and goes straight to `record`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from autograder.grading.autograde import SplitAutograde, SubmissionProblem, sanitized_code_cells
 from autograder.grading.context import RunContext
+from autograder.grading.demonstrations import demonstration_cells
 from autograder.grading.job import SubmissionJob
 from autograder.grading.stages.score import not_graded
+from autograder.paths import project_root
 
 log = logging.getLogger(__name__)
 
@@ -29,5 +32,10 @@ def prepare(job: SubmissionJob, run: RunContext) -> SubmissionJob:
         return not_graded(job, run, "the submission has no notebook of this lesson")
     job.sanitized = sanitized[0]
     job.notes = list(getattr(job.grader, "notes", []))
-    job.cells, job.graded_cells = sanitized_code_cells(job.sanitized)
+    skip = frozenset() if run.options.run_demonstrations else demonstration_cells(lesson_source(job.lesson))
+    job.cells, job.graded_cells = sanitized_code_cells(job.sanitized, skip)
     return job
+
+
+def lesson_source(lesson: str) -> Path:
+    return project_root() / "solutions" / lesson / f"{lesson}.ipynb"

@@ -7,11 +7,13 @@ trace explains *why* when a count is wrong.
 
 from __future__ import annotations
 
-from autograder.checks.messages import Hint, check, first_hint, outcome, rows, side_by_side, trace, verdict
+from autograder.checks.messages import Hint, check, first_hint, outcome, plural, rows, side_by_side, trace, verdict
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 
-__all__ = ["rolled_back", "committed_once", "savepoint_trace", "side_by_side"]
+__all__ = ["rolled_back", "committed_once", "savepoint_trace", "writes_without_reading", "side_by_side"]
+
+WRITES = ("UPDATE", "INSERT", "DELETE")
 
 
 @check
@@ -99,4 +101,47 @@ def savepoint_trace(exchange: Exchange, expected: list[str]) -> Verdict:
         exchange.sql,
         hint="wrap each item in its own `async with session.begin_nested():` so that a failing item "
         "rolls back to its savepoint (ROLLBACK TO) instead of taking the whole transaction with it.",
+    )
+
+
+@check
+def writes_without_reading(exchange: Exchange, at_most: int, why: str = "") -> Verdict:
+    """A successful request changed its rows without reading them into Python first: no SELECT ran
+    before its last write, and it ran at most `at_most` statements.
+
+    That is what "let the database decide" looks like from the database: a guarded
+    `UPDATE ... WHERE balance >= :amount RETURNING balance` checks, computes and writes under the
+    row lock in one step, so there is no window between a read and the write that depends on it.
+    How many UPDATEs (one per row, or one for both) and a SELECT *after* the writes are free
+    choices, within the budget; `why` says what the budget is made of.
+    """
+    statements = exchange.statements
+    kinds = [s.kind for s in statements]
+    last_write = max((i for i, kind in enumerate(kinds) if kind in WRITES), default=-1)
+    reads_first = [s for s in statements[: max(last_write, 0)] if s.kind == "SELECT"]
+    ran = len(statements)
+    passed = not exchange.failed and last_write >= 0 and not reads_first and ran <= at_most
+    budget = f"a correct solution needs at most {plural(at_most, 'statement')}" + (f" ({why})" if why else "")
+    return verdict(
+        passed,
+        f"{exchange.call} succeeds, reads nothing before it writes, in at most {plural(at_most, 'SQL statement')}",
+        f"{outcome(exchange)}; {plural(ran, 'statement')}: {', '.join(kinds) or '(none)'}"
+        + (f"; {plural(len(reads_first), 'SELECT')} before the last write" if reads_first else ""),
+        exchange.sql,
+        hint=first_hint(
+            Hint(exchange.failed, f"{exchange.call} was expected to succeed for this input; look at the error above."),
+            Hint(
+                last_write < 0,
+                "nothing was written: the request must change the rows in the database, e.g. "
+                "`update(Account).where(...).values(balance=Account.balance - amount).returning(Account.balance)`.",
+            ),
+            Hint(
+                reads_first,
+                "a SELECT ran before the write it informs: between the two another request can change the row "
+                "(or, with FOR UPDATE, it is the locking approach of the other exercise). Put the condition in "
+                "the UPDATE's WHERE (`Account.balance >= amount`) and take the new value from "
+                "`.returning(Account.balance)`: no row back means the condition failed.",
+            ),
+            default=f"{budget}; read the new values from `.returning(...)` instead of selecting them again.",
+        ),
     )

@@ -1,4 +1,10 @@
+import pytest
+
 from autograder.checks import Call, exact_queries, max_queries
+from autograder.checks.content import matches_database
+from autograder.checks.messages import plural
+from autograder.checks.queries import queries_bounded
+from tests.checks.expect import rejected
 
 LIST = Call.get("/authors")
 
@@ -29,3 +35,179 @@ async def test_exact_queries_rejects_too_few(probe_for):
         ex = await probe.request(LIST)
     v = exact_queries(ex, 2)
     assert not v and "fewer statements" in v.hint  # no authors: the selectin query is skipped
+
+
+# ------------------------------------------------------------------ queries_bounded: "no N+1", any strategy
+# The lesson-06 listing (authors -> books -> reviews) written the ways a learner may write it. Each
+# route is run at two sizes; the correct ones differ in how many statements they need, not in
+# whether that number grows with the rows.
+NESTED_SQL = """
+    SELECT a.id, b.id, r.id FROM authors a
+    LEFT JOIN books b ON b.author_id = a.id LEFT JOIN reviews r ON r.book_id = b.id
+    WHERE a.id IN (SELECT id FROM authors ORDER BY id LIMIT $1)
+"""
+RECENT_SQL = "SELECT a.id, b.id FROM authors a JOIN books b ON b.author_id = a.id WHERE b.year >= $1"
+SIZES = (3, 12)  # authors listed
+SINCES = (2022, 2015)  # fewer matching books first
+WHY = "one SELECT per level: authors, books, reviews"
+
+
+def make_listing_app(db_url: str, variant: str, authors: int = 12):
+    """GET /authors and /authors/recent(-warm) of tests.apps.catalog, one loading strategy per variant."""
+    from fastapi import Depends, FastAPI
+    from sqlalchemy import select, text
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import contains_eager, joinedload, selectinload
+
+    from tests.apps.catalog import Author, AuthorOut, AuthorRecent, Base, Book, seed
+    from tests.apps.common import database_lifespan, get_db, schema
+
+    async def seed_authors(conn):
+        await seed(conn, authors)
+
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, seed=seed_authors)))
+    DB = Depends(get_db, scope="function")
+
+    @app.get("/authors", response_model=list[AuthorOut])
+    async def list_authors(limit: int = 10, db: AsyncSession = DB):
+        page = select(Author).order_by(Author.id).limit(limit)
+        if variant == "joined_chain":  # 1 statement: both collections joined, rows deduplicated
+            return (await db.scalars(page.options(joinedload(Author.books).joinedload(Book.reviews)))).unique().all()
+        if variant == "selectin_joined":  # 2 statements: authors, then books joined with their reviews
+            return (await db.scalars(page.options(selectinload(Author.books).joinedload(Book.reviews)))).all()
+        if variant == "lazy_loop":  # BUG: awaitable_attrs per author and per book, 1 + N + 3N
+            found = (await db.scalars(page)).all()
+            for author in found:
+                for book in await author.awaitable_attrs.books:
+                    await book.awaitable_attrs.reviews
+            return found
+        found = (await db.scalars(page.options(selectinload(Author.books).selectinload(Book.reviews)))).all()
+        if variant == "query_per_author":  # BUG: one statement per author, each with its own text
+            for author in found:
+                await db.execute(text(f"SELECT count(*) FROM books WHERE author_id = {author.id}"))
+        if variant == "extra_count":  # constant, but one statement more than the task needs
+            await db.scalar(select(Author.id).limit(1))
+        return found
+
+    async def recent(db: AsyncSession, since: int) -> list[Author]:
+        if variant == "selectin_filtered":  # 2 statements: the authors, then only their matching books
+            stmt = (
+                select(Author)
+                .where(Author.books.any(Book.year >= since))
+                .order_by(Author.id)
+                .options(selectinload(Author.books.and_(Book.year >= since)))
+            )
+            return list((await db.scalars(stmt.execution_options(populate_existing=True))).all())
+        stmt = (
+            select(Author)
+            .join(Author.books)
+            .where(Book.year >= since)
+            .order_by(Author.id, Book.id)
+            .options(contains_eager(Author.books))
+        )
+        return list((await db.scalars(stmt.execution_options(populate_existing=True))).unique().all())
+
+    @app.get("/authors/recent", response_model=list[AuthorRecent])
+    async def recent_authors(since: int, db: AsyncSession = DB):
+        return await recent(db, since)
+
+    @app.get("/authors/recent-warm", response_model=list[AuthorRecent])
+    async def recent_authors_warm(since: int, db: AsyncSession = DB):
+        everyone = (await db.scalars(select(Author).options(selectinload(Author.books)))).all()
+        found = await recent(db, since)
+        assert everyone  # referenced until now: the identity map keeps only referenced objects
+        return found
+
+    return app
+
+
+@pytest.fixture
+def listing(probes):
+    return probes(make_listing_app, "qb")
+
+
+async def listed(probe, sizes=SIZES):
+    return [await probe.request(Call.get("/authors", params={"limit": n})) for n in sizes]
+
+
+@pytest.mark.parametrize(
+    ("variant", "statements"), [("selectin_chain", 3), ("selectin_joined", 2), ("joined_chain", 1)]
+)
+async def test_queries_bounded_passes_every_constant_strategy(listing, variant, statements):
+    async with listing(variant) as probe:
+        runs = await listed(probe)
+        for ex, n in zip(runs, SIZES, strict=True):  # correct, not just cheap: the same tree as the database
+            v = await matches_database(probe, ex, NESTED_SQL, n, nested=("books", "reviews"), parent="author")
+            assert v, str(v)
+    v = queries_bounded(runs, 3, why=WHY)
+    assert v, str(v)
+    assert v.actual == (
+        f"GET /authors?limit=3 -> 200: {plural(statements, 'statement')}; "
+        f"GET /authors?limit=12 -> 200: {plural(statements, 'statement')}"
+    )
+    assert bool(exact_queries(runs[0], 3)) == (statements == 3)  # the old rule rejected the other two
+
+
+async def test_queries_bounded_rejects_lazy_loading_and_names_the_repeated_statement(listing):
+    async with listing("lazy_loop") as probe:
+        runs = await listed(probe)
+    rejected(
+        queries_bounded(runs, 3, why=WHY),
+        actual=["GET /authors?limit=3 -> 200: 13 statements", "GET /authors?limit=12 -> 200: 49 statements"],
+        hint=["N+1: this statement ran 36 times: SELECT reviews."],
+        shows=["SQL that ran (49 statements):", "the SQL below is GET /authors?limit=12's"],
+    )
+
+
+async def test_queries_bounded_rejects_a_count_that_grows_without_repeating_its_text(listing):
+    async with listing("query_per_author") as probe:
+        runs = await listed(probe)
+    rejected(
+        queries_bounded(runs, 3, why=WHY),
+        actual=["limit=3 -> 200: 6 statements", "limit=12 -> 200: 15 statements"],
+        hint=["grew with the data (6 -> 15)", "once per row", f"at most 3 statements here ({WHY})"],
+        sql=["WHERE author_id = 12"],
+    )
+
+
+async def test_queries_bounded_grades_growth_even_within_the_budget(listing):
+    async with listing("query_per_author") as probe:
+        runs = await listed(probe, sizes=(1, 2))  # 4 and 5 statements: under a budget of 9, still N+1
+    rejected(queries_bounded(runs, 9), hint=["grew with the data (4 -> 5)"])
+
+
+async def test_queries_bounded_rejects_a_constant_count_over_the_budget(listing):
+    async with listing("extra_count") as probe:
+        runs = await listed(probe)
+    rejected(
+        queries_bounded(runs, 3, why=WHY),
+        actual=["limit=3 -> 200: 4 statements", "limit=12 -> 200: 4 statements"],
+        hint=[f"a correct solution needs at most 3 statements here ({WHY})", "merged or avoided"],
+    )
+
+
+@pytest.mark.parametrize(("variant", "statements"), [("contains_eager", 1), ("selectin_filtered", 2)])
+async def test_queries_bounded_passes_both_ways_of_filtering_a_collection(listing, variant, statements):
+    async with listing(variant) as probe:
+        runs = [await probe.request(Call.get("/authors/recent", params={"since": y})) for y in SINCES]
+        for ex, since in zip(runs, SINCES, strict=True):
+            v = await matches_database(probe, ex, RECENT_SQL, since, parent="author")
+            assert v, str(v)
+        warm = await probe.request(Call.get("/authors/recent-warm", params={"since": 2020}))
+        v = await matches_database(probe, warm, RECENT_SQL, 2020, parent="author")
+        assert v, str(v)
+    assert [len(ex.statements) for ex in runs] == [statements, statements]
+    assert queries_bounded(runs, 2)
+
+
+async def test_queries_bounded_needs_two_sizes(listing):
+    async with listing("selectin_chain") as probe:
+        runs = await listed(probe, sizes=(3,))
+    with pytest.raises(ValueError, match="two data sizes"):
+        queries_bounded(runs, 3)
+
+
+async def test_exact_queries_hint_for_too_few_allows_a_different_correct_way(listing):
+    async with listing("joined_chain") as probe:
+        (ex,) = await listed(probe, sizes=(3,))
+    rejected(exact_queries(ex, 3), hint=["fewer statements", "part of the work is missing", "combined differently"])

@@ -1,4 +1,8 @@
+import pytest
+
 from autograder.checks import Call, committed_once, rolled_back, savepoint_trace
+from autograder.checks.transactions import writes_without_reading
+from tests.checks.expect import rejected
 
 BAD_USER = Call.post("/users", json={"email": "bad@x", "fail": True})
 GOOD_USER = Call.post("/users", json={"email": "ok@x"})
@@ -116,3 +120,143 @@ async def test_committed_once_rejects_a_commit_that_fails_after_a_success_was_se
         v = await committed_once(probe, DUPLICATE_DEFERRED, table="users", expect_new_rows=0)
     assert not v
     assert "after the response was sent" in v.hint
+
+
+# ------------------------------------------------------------------ writes_without_reading (lesson 04, exercise 2)
+# "Let the database decide": a successful transfer reads no balance before writing it, in at most two
+# statements. The forms of a correct answer vary (one UPDATE per account, one UPDATE for both, a
+# SELECT after the writes); reading first does not.
+TRANSFER = Call.post("/transfers", json={"from_id": 3, "to_id": 1, "amount": "0.50"})
+WHY = "one guarded UPDATE ... RETURNING per account"
+
+
+def make_transfer_app(db_url: str, variant: str):
+    """POST /transfers on accounts 1..4 (100.00 each), the atomic transfer written several ways."""
+    from decimal import Decimal
+
+    from fastapi import FastAPI, HTTPException
+    from pydantic import BaseModel
+    from sqlalchemy import Numeric, case, or_, select, update
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+    from tests.apps.common import DB, database_lifespan, schema
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __tablename__ = "accounts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        balance: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+
+    class TransferIn(BaseModel):
+        from_id: int
+        to_id: int
+        amount: Decimal
+
+    async def open_accounts(conn):
+        await conn.execute(Account.__table__.insert(), [{"id": i, "balance": Decimal("100.00")} for i in range(1, 5)])
+
+    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, fresh=True, seed=open_accounts)))
+
+    def one_update_for_both(body: TransferIn):
+        debit = Account.id == body.from_id
+        return (
+            update(Account)
+            .where(Account.id.in_([body.from_id, body.to_id]), or_(~debit, Account.balance >= body.amount))
+            .values(balance=case((debit, Account.balance - body.amount), else_=Account.balance + body.amount))
+            .execution_options(synchronize_session=False)
+        )
+
+    @app.post("/transfers")
+    async def transfer(body: TransferIn, db: DB):
+        balances = select(Account.id, Account.balance).where(Account.id.in_([body.from_id, body.to_id]))
+        if variant == "one_update_returning":  # 1 statement: both rows, the new balances returned
+            rows = dict((await db.execute(one_update_for_both(body).returning(Account.id, Account.balance))).all())
+        elif variant == "update_then_select":  # 2 statements: one UPDATE, the balances read after it
+            await db.execute(one_update_for_both(body))
+            rows = dict((await db.execute(balances)).all())
+        elif variant == "updates_then_select":  # 3 statements: the SELECT repeats what RETURNING would give
+            for account_id, delta in sorted([(body.from_id, -body.amount), (body.to_id, body.amount)]):
+                await db.execute(
+                    update(Account).where(Account.id == account_id).values(balance=Account.balance + delta)
+                )
+            rows = dict((await db.execute(balances)).all())
+        else:  # "select_then_update": a plain read of the balance to decide, then a relative UPDATE
+            balance = await db.scalar(select(Account.balance).where(Account.id == body.from_id))
+            if balance is None or balance < body.amount:
+                raise HTTPException(409, "insufficient funds")
+            rows = dict((await db.execute(one_update_for_both(body).returning(Account.id, Account.balance))).all())
+        if len(rows) < 2:
+            raise HTTPException(409, "insufficient funds or no such account")
+        return {"from_balance": str(rows[body.from_id]), "to_balance": str(rows[body.to_id])}
+
+    return app
+
+
+@pytest.fixture
+def transfers(probes):
+    return probes(make_transfer_app, "wwr")
+
+
+@pytest.fixture
+def bank(probes):
+    from tests.apps.bank import make_bank_app
+
+    return probes(make_bank_app, "wwrbank")
+
+
+async def test_writes_without_reading_passes_two_guarded_updates(bank):
+    async with bank("atomic") as probe:
+        ex = await probe.request(TRANSFER)
+    v = writes_without_reading(ex, 2, why=WHY)
+    assert v, str(v)
+    assert v.actual == "POST /transfers -> 200; 2 statements: UPDATE, UPDATE"
+
+
+OTHER_FORMS = [("one_update_returning", "UPDATE"), ("update_then_select", "UPDATE, SELECT")]  # (variant, kinds)
+
+
+@pytest.mark.parametrize(("variant", "kinds"), OTHER_FORMS)
+async def test_writes_without_reading_passes_other_correct_forms(transfers, variant, kinds):
+    async with transfers(variant) as probe:
+        ex = await probe.request(TRANSFER)
+        assert ex.response.json() == {"from_balance": "99.50", "to_balance": "100.50"}
+        assert await probe.fetchval("SELECT sum(balance) FROM accounts") == 400
+    v = writes_without_reading(ex, 2, why=WHY)
+    assert v, str(v)
+    assert v.actual.endswith(kinds)
+
+
+async def test_writes_without_reading_rejects_a_read_before_the_write(transfers):
+    async with transfers("select_then_update") as probe:
+        ex = await probe.request(TRANSFER)
+    rejected(
+        writes_without_reading(ex, 2, why=WHY),
+        actual=["2 statements: SELECT, UPDATE", "1 SELECT before the last write"],
+        hint=["a SELECT ran before the write it informs", "Account.balance >= amount", ".returning("],
+        sql=["SELECT accounts.balance"],
+    )
+
+
+@pytest.mark.parametrize("variant", ["for_update", "read_modify_write"])
+async def test_writes_without_reading_rejects_lesson_04s_reading_transfers(bank, variant):
+    async with bank(variant) as probe:
+        ex = await probe.request(TRANSFER)
+    rejected(writes_without_reading(ex, 2, why=WHY), hint=["a SELECT ran before the write it informs"])
+
+
+async def test_writes_without_reading_rejects_more_statements_than_needed(transfers):
+    async with transfers("updates_then_select") as probe:
+        ex = await probe.request(TRANSFER)
+    rejected(
+        writes_without_reading(ex, 2, why=WHY),
+        actual=["3 statements: UPDATE, UPDATE, SELECT"],
+        hint=[f"a correct solution needs at most 2 statements ({WHY})", "from `.returning(...)`"],
+    )
+
+
+async def test_writes_without_reading_rejects_a_failed_request(bank):
+    async with bank("atomic") as probe:
+        ex = await probe.request(Call.post("/transfers", json={"from_id": 4, "to_id": 1, "amount": "999.00"}))
+    rejected(writes_without_reading(ex, 2), actual=["-> 409"], hint=["was expected to succeed"])

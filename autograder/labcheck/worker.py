@@ -59,6 +59,8 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 ENV_CELL_TIMEOUT = "COURSE_CHECK_CELL_TIMEOUT"  # seconds a cell may run in a check (default: the grader's)
+# "1": run the lesson's demonstration cells too (benchmarks/check_latency.py measures the difference)
+ENV_RUN_DEMONSTRATIONS = "COURSE_CHECK_RUN_DEMONSTRATIONS"
 
 
 def check_options() -> GradeOptions:
@@ -66,7 +68,7 @@ def check_options() -> GradeOptions:
     from autograder.grading.executor import Deadlines
     from autograder.grading.options import GradeOptions
 
-    options = GradeOptions()
+    options = GradeOptions(run_demonstrations=os.environ.get(ENV_RUN_DEMONSTRATIONS) == "1")
     seconds = os.environ.get(ENV_CELL_TIMEOUT, "").strip()
     if seconds:
         options.deadlines = Deadlines(cell=float(seconds), notebook=max(float(seconds) * 10, 30.0))

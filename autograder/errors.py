@@ -30,12 +30,19 @@ class SetupError(Exception):
 _BACKGROUND = re.compile(r"\s*\(Background on this error at: [^)]*\)")  # SQLAlchemy's link: noise here
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # object addresses change every run
 _DRIVER_PREFIX = re.compile(r"^\(.*?\) ")  # "(sqlalchemy.dialects...Error) " before a driver's message
+# Terminal colour codes (pytest, IPython, rich): a notebook or a feedback page shows them as "[31m" noise.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    """`text` without terminal colour and cursor codes."""
+    return _ANSI.sub("", text)
 
 
 def first_line(text: str, limit: int | None = None) -> str:
     """The first line of `text`, without SQLAlchemy's background link or object addresses,
-    cut to `limit` characters (ending in "...") when it is longer."""
-    text = _ADDRESS.sub("", _BACKGROUND.sub("", text)).strip()
+    cut to `limit` characters (ending in "...") when it is longer, and without colour codes."""
+    text = _ADDRESS.sub("", _BACKGROUND.sub("", strip_ansi(text))).strip()
     return _cut(text.splitlines()[0].strip() if text else "", limit)
 
 

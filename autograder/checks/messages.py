@@ -21,7 +21,7 @@ be computed in that case). A check that collects several problems uses
 `Findings`: each problem goes with the hint that would fix it, and the first
 hint found is the one shown.
 
-The phrases (`outcome`, `trace`, `rows`, `plural`, `side_by_side`) are the same
+The phrases (`outcome`, `app_error`, `trace`, `rows`, `plural`, `side_by_side`) are the same
 words in every check's message, so a learner reads one vocabulary.
 """
 
@@ -32,8 +32,8 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
+from autograder import app_errors
 from autograder.checks.verdict import Verdict
-from autograder.errors import describe
 
 if TYPE_CHECKING:
     from autograder.checks.probe import Exchange
@@ -45,6 +45,7 @@ __all__ = [
     "first_hint",
     "Findings",
     "outcome",
+    "app_error",
     "trace",
     "rows",
     "plural",
@@ -159,11 +160,17 @@ class Findings:
 
 
 def outcome(ex: Exchange) -> str:
-    """ "POST /users -> 409", with the exception if the app raised one."""
+    """ "POST /users -> 409"; if the app raised, what it raised, where in the learner's code, and the
+    lesson that explains it: "POST /users -> 500 (NameError: ... (raised at cell In[4], line 3, in add))"."""
     text = f"{ex.call} -> {ex.status}"
     if ex.errors:
-        text += f" ({describe(ex.errors[0])})"
+        text += f" ({ex.crash})"
     return text
+
+
+def app_error(error: BaseException) -> str:
+    """An exception the learner's app raised, in the words every message uses (see autograder.app_errors)."""
+    return app_errors.app_error(error)
 
 
 def trace(kinds: list[str]) -> str:

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from autograder.app_errors import app_error
 from autograder.db.admin import asyncpg_params
 from autograder.driver import AppDriver
 from autograder.observe import Observation
@@ -90,6 +91,12 @@ class Exchange:
     def error_after_response(self) -> bool:
         """The app raised although the client already got a success status."""
         return self.status < 400 and bool(self.errors)
+
+    @property
+    def crash(self) -> str:
+        """What the app raised, as the learner reads it (type, first line, their line, the lesson),
+        or "" when it raised nothing. The same text is the body of the 500 it caused."""
+        return app_error(self.errors[0]) if self.errors else ""
 
     @property
     def sql(self) -> list[str]:

@@ -14,18 +14,32 @@ each item, writes one `import_runs` row for the batch (its label is unique) and 
 - "commit_per_item": commits after each item (no savepoints)
 - "audit_swallowed": the audit row in a savepoint whose failure is ignored: a duplicate label
   still commits the products
+- "validate_first": correct without savepoints: the items are checked in Python (length, sign,
+  duplicates in the batch) and against the table (one SELECT of the SKUs that exist), then the
+  clean ones are inserted in one flush; a database error there (a lock timeout) fails the request
+- "truncating": checks first too, but "repairs" a name that is too long by cutting it, so an item
+  that must be skipped is committed
 """
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tests.apps.common import DB, database_lifespan, schema
 
-VARIANTS = {"correct", "no_savepoint", "one_savepoint", "except_pass", "commit_per_item", "audit_swallowed"}
+VARIANTS = {
+    "correct",
+    "no_savepoint",
+    "one_savepoint",
+    "except_pass",
+    "commit_per_item",
+    "audit_swallowed",
+    "validate_first",
+    "truncating",
+}
 LOCK_TIMEOUT = "150ms"
 
 
@@ -69,6 +83,40 @@ def reason(exc: DBAPIError) -> str:
     return str(exc.orig).splitlines()[0]
 
 
+NAME_LENGTH = Product.__table__.c.name.type.length
+
+
+def problem_before_insert(item: ItemIn, seen: set[str], existing: set[str]) -> str | None:
+    """Why the database would refuse `item`, found without asking it (the "validate first" variant)."""
+    if item.sku in existing or item.sku in seen:
+        return f"sku {item.sku!r} exists"
+    if item.price_cents < 0:
+        return "negative price"
+    if len(item.name) > NAME_LENGTH:
+        return f"name longer than {NAME_LENGTH} characters"
+    return None
+
+
+async def import_checked_first(db: AsyncSession, items: list[ItemIn], truncate: bool = False) -> dict:
+    """Check every item first, then insert the clean ones in one flush: no savepoint at all."""
+    existing = set(await db.scalars(select(Product.sku).where(Product.sku.in_([i.sku for i in items]))))
+    imported: list[str] = []
+    skipped: list[dict] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if truncate:  # BUG on purpose: an item that must be skipped is "repaired" and imported
+            item = item.model_copy(update={"name": item.name[:NAME_LENGTH]})
+        problem = problem_before_insert(item, seen, existing)
+        if problem:
+            skipped.append({"index": i, "sku": item.sku, "reason": problem})
+            continue
+        seen.add(item.sku)
+        db.add(Product(**item.model_dump()))
+        imported.append(item.sku)
+    await db.flush()  # a database error here (a lock timeout) is not about one item: it propagates
+    return {"imported": imported, "skipped": skipped}
+
+
 def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
@@ -80,6 +128,8 @@ def make_app(db_url: str, variant: str = "correct") -> FastAPI:
     )
 
     async def import_items(db: AsyncSession, items: list[ItemIn]) -> dict:
+        if variant in ("validate_first", "truncating"):
+            return await import_checked_first(db, items, truncate=variant == "truncating")
         imported: list[str] = []
         skipped: list[dict] = []
         if variant == "no_savepoint":

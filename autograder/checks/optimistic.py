@@ -12,12 +12,20 @@ An app without a version check lets every request win (the last writer silently
 overwrites the others); a version compared in Python only is a check-then-act
 race (requests that read the version before the first commit all win); a mapper
 `version_id_col` whose `StaleDataError` is not handled turns the losers into 500s.
+
+A race only shows when requests overlap. In-process, on an idle machine, the first request can
+finish before the others have even connected (a cold pool's connects are slower than one
+transaction), and a check-then-act app then looks correct. `hold_writes_on=table` makes the
+overlap certain, as production load would: while the burst runs, a trigger holds each UPDATE
+of that table for `hold_seconds` before it writes, so every request has read the row before
+the first writer commits.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from autograder.checks.concurrency import run_concurrently
@@ -27,6 +35,22 @@ from autograder.checks.verdict import Verdict
 from autograder.errors import describe
 
 __all__ = ["single_winner"]
+
+HOLD = "autograder_hold_write"
+
+
+@asynccontextmanager
+async def _writes_held(probe: Probe, table: str, seconds: float) -> AsyncIterator[None]:
+    quoted = ".".join(f'"{part}"' for part in table.split("."))
+    await probe.execute(
+        f"CREATE OR REPLACE FUNCTION {HOLD}() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$fn$ BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NEW; END $fn$"
+    )
+    try:
+        await probe.execute(f"CREATE TRIGGER {HOLD} BEFORE UPDATE ON {quoted} FOR EACH ROW EXECUTE FUNCTION {HOLD}()")
+        yield
+    finally:
+        await probe.execute(f"DROP FUNCTION IF EXISTS {HOLD}() CASCADE")  # its trigger goes with it
 
 
 @check
@@ -38,12 +62,18 @@ async def single_winner(
     winners: int = 1,
     conflict_status: int = 409,
     concurrency: int | None = None,
+    hold_writes_on: str | None = None,
+    hold_seconds: float = 0.3,
 ) -> Verdict:
     calls = list(calls)
     if len(calls) < 2:
         raise ValueError("a burst needs at least two calls")
     errors_at = len(probe.driver.errors)
-    responses = await run_concurrently(probe, calls, concurrency or len(calls))
+    if hold_writes_on is None:
+        responses = await run_concurrently(probe, calls, concurrency or len(calls))
+    else:
+        async with _writes_held(probe, hold_writes_on, hold_seconds):
+            responses = await run_concurrently(probe, calls, concurrency or len(calls))
     errors = probe.driver.errors[errors_at:]
     codes = Counter(r.status_code for r in responses if r is not None)
     won = sum(n for code, n in codes.items() if 200 <= code < 300)

@@ -214,6 +214,11 @@ class Probe:
     async def fetchval(self, query: str, *args: Any) -> Any:
         return await self._verification.fetchval(query, *args)
 
+    async def execute(self, statement: str) -> None:
+        """Run `statement` on the verification connection (autocommit). The SQL comes from the
+        check's author, never from the submission (e.g. a trigger a check installs for a while)."""
+        await self._verification.execute(statement)
+
     async def server_connections(self) -> int:
         """Other client backends connected to this database right now."""
         return int(

@@ -56,3 +56,21 @@ async def test_single_winner_rejects(tracker, variant, actual, hint, shows):
     async with tracker(variant) as probe:
         v = await single_winner(probe, BURST, state=STATE)
     rejected(v, actual=actual, hint=hint, shows=shows)
+
+
+@pytest.mark.parametrize("variant", ["python_check_only", "stale_500"])
+async def test_held_writes_make_the_race_show_even_on_a_cold_pool(tracker, variant):
+    # Each try is a fresh app with a cold pool, where the first request can finish before the
+    # others connect: held writes make the overlap certain, so every try is caught.
+    for _ in range(3):
+        async with tracker(variant) as probe:
+            v = await single_winner(probe, BURST, state=STATE, hold_writes_on="tickets", hold_seconds=0.2)
+        assert not v, str(v)
+
+
+async def test_held_writes_still_pass_a_correct_app_and_leave_no_trigger(tracker):
+    async with tracker("correct") as probe:
+        v = await single_winner(probe, BURST, state=STATE, hold_writes_on="tickets", hold_seconds=0.2)
+        assert v, str(v)
+        assert await probe.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'autograder_hold_write'") == 0
+    assert "1× 200, 19× 409" in v.actual

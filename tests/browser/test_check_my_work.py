@@ -59,6 +59,22 @@ def type_into(page, cell, code: str) -> None:
     page.keyboard.insert_text(code)
 
 
+def run_command(page, label: str) -> None:
+    page.keyboard.press("Control+Shift+c")
+    page.locator(".lm-CommandPalette-input").fill(label)
+    page.locator(".lm-CommandPalette-item:visible", has_text=label).first.click()
+
+
+def run_selected(page, cell) -> None:
+    """Run the selected cell and wait until it has run (its prompt shows a number, not *)."""
+    prompt = cell.locator(".jp-InputArea-prompt")
+    before = prompt.inner_text()
+    prompt.click()
+    page.keyboard.press("Control+Enter")
+    expect(prompt).not_to_have_text(before, timeout=KERNEL_TIMEOUT_MS)  # "[*]:" or a new number
+    expect(prompt).to_have_text(re.compile(r"\[\d+\]:"), timeout=KERNEL_TIMEOUT_MS)
+
+
 def check_and_read(page, panel, screenshot: Path) -> str:
     button = panel.locator(".autograder-check-button")
     button.click()
@@ -109,6 +125,24 @@ def test_check_my_work_fails_the_mistake_with_its_hint_then_passes_the_fix(page,
         passed = check_and_read(page, panel, tmp_path / "check-passed.png")
         assert re.search(r"PASSED\s+Exercise 1\b.*4 / 4 points", passed), passed
         assert "FAILED" in passed, "exercise 2 is not answered yet"
+
+        # Validate, then re-run the correct answer's visible test: it still passes (neither the
+        # check nor Validate touched the kernel's database; before, this run answered 500).
+        test_cell = code_cells.nth(index + 1)
+        expect(test_cell).to_contain_text("make_notes_app(get_db)")
+        test_cell.locator(".jp-InputArea-editor").click()
+        page.keyboard.press("Escape")  # command mode: the run commands act on the selected cell
+        run_command(page, "Run All Above Selected Cell")
+        expect(page.locator(".jp-StatusBar-Widget")).to_contain_text("| Idle", timeout=KERNEL_TIMEOUT_MS)
+        run_selected(page, test_cell)
+        expect(test_cell.locator(".jp-OutputArea-output")).to_contain_text("the basic requests behave")
+        panel.locator(".validate-button").click()
+        validation = page.locator(".jp-Dialog")
+        expect(validation).to_contain_text("Validation Results", timeout=CHECK_TIMEOUT_MS)
+        validation.locator(".jp-Dialog-button", has_text="OK").click()
+        run_selected(page, test_cell)
+        expect(test_cell.locator(".jp-OutputArea-output")).to_contain_text("the basic requests behave")
+        expect(test_cell.locator('[data-mime-type="application/vnd.jupyter.error"]')).to_have_count(0)
 
         # The command palette has it too.
         page.keyboard.press("Control+Shift+c")

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/check_latency.py                 # every lesson, 3 checks each, ~6 min on 2 cores
     .venv/bin/python benchmarks/check_latency.py --repeat 5 --lessons 01_session_dependency 07_concurrency
+    .venv/bin/python benchmarks/check_latency.py --class-run 6      # also: a class of 6 x every lesson, ~7 min
 
 For each lesson it checks the release notebook with every exercise answered from the solution
 (full marks) through the lab's own `CheckService` (the warm worker the button talks to), so a
@@ -10,6 +11,9 @@ baseline, measured in the same run, interleaved, is the same service with the le
 demonstration cells run too (COURSE_CHECK_RUN_DEMONSTRATIONS=1), as every graded run did
 before. Both workers are started and warmed first; medians of --repeat checks. Exit 1 if a
 check does not give full marks.
+
+`--class-run N` also times a whole class run (`grade_course`, N students x every lesson, all
+answered from the solutions) with demonstrations skipped and with them run, one after the other.
 """
 
 from __future__ import annotations
@@ -64,9 +68,38 @@ async def timed(checks: CheckService, path: str) -> tuple[float, dict]:
     return time.monotonic() - started, reply
 
 
+def class_run(students: int, chosen: list[str]) -> int:
+    """Wall time of grading a class with and without the demonstrations; 1 if a score is not full."""
+    from autograder.grading.api import GradeOptions, grade_course
+
+    failures = 0
+    seconds = {}
+    for label, run_demos in (("demonstrations skipped", False), ("demonstrations run", True)):
+        with tempfile.TemporaryDirectory(prefix="class-run-") as tmp:
+            root = Path(tmp)
+            for n in range(students):
+                folder = root / "submitted" / f"s{n:03d}"
+                folder.mkdir(parents=True)
+                for lesson in chosen:
+                    write_answered(folder, lesson)
+            started = time.monotonic()
+            report = grade_course(root, GradeOptions(run_demonstrations=run_demos))
+            seconds[label] = time.monotonic() - started
+            short = [r for r in report.results if r.score != r.max_score or r.max_score == 0]
+            failures += len(short)
+            print(
+                f"class run, {students} x {len(chosen)} submissions, {label}: {seconds[label]:.1f} s"
+                + (f" ({len(short)} not full marks)" if short else ""),
+                flush=True,
+            )
+    ratio = seconds["demonstrations run"] / seconds["demonstrations skipped"]
+    print(f"class run ratio (demonstrations run / skipped): {ratio:.1f}x")
+    return 1 if failures else 0
+
+
 async def main(args: argparse.Namespace) -> int:
     chosen = args.lessons or lessons()
-    failures = 0
+    failures = class_run(args.class_run, chosen) if args.class_run else 0
     with tempfile.TemporaryDirectory(prefix="check-latency-") as tmp:
         folder = Path(tmp)
         paths = {lesson: write_answered(folder, lesson) for lesson in chosen}
@@ -101,4 +134,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="checks per lesson and mode (median; default 3)")
     parser.add_argument("--lessons", nargs="*", help="lesson ids (default: all)")
+    parser.add_argument("--class-run", type=int, default=0, metavar="N", help="also time a class of N students")
     raise SystemExit(asyncio.run(main(parser.parse_args())))

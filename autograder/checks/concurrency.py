@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from autograder.checks.messages import Findings, check, verdict
+from autograder.checks.messages import Findings, app_error, check, verdict
 from autograder.checks.probe import Call, Exchange, Probe
 from autograder.checks.verdict import Verdict
 from autograder.errors import describe
@@ -259,7 +259,7 @@ async def transfer_storm(
         deadlocks = [e for e in result.errors if "deadlock" in describe(e).lower()]
         found.add(
             f"{len(server_errors)} transfer(s) failed with a 5xx"
-            + (f" ({describe(result.errors[0])})" if result.errors else "")
+            + (f" ({app_error(result.errors[0])})" if result.errors else "")
             + (f"; the remaining {skipped} were not sent" if skipped else ""),
             "two transactions locked the same two accounts in opposite orders and PostgreSQL broke "
             "the deadlock (SQLSTATE 40P01) by failing one of them. Lock the rows in one global order: "

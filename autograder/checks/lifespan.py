@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from autograder.checks.messages import Hint, check, first_hint, plural, verdict
+from autograder.checks.messages import Hint, app_error, check, first_hint, plural, verdict
 from autograder.checks.probe import Call
 from autograder.checks.verdict import Verdict
 from autograder.db.admin import asyncpg_params
@@ -73,7 +73,7 @@ async def _send(driver: AppDriver, call: Call) -> str:
     text = f"{call} -> {response.status_code}"
     errors = driver.errors
     if response.status_code >= 500 and errors:
-        text += f" ({describe(errors[-1])})"
+        text += f" ({app_error(errors[-1])})"
     return text
 
 

@@ -29,10 +29,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from autograder.checks.concurrency import run_concurrently
-from autograder.checks.messages import Findings, check, outcome, verdict
+from autograder.checks.messages import Findings, app_error, check, outcome, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
-from autograder.errors import describe
 
 __all__ = ["single_winner"]
 
@@ -86,7 +85,7 @@ async def single_winner(
     if crashed:
         stale = any(type(e).__name__ == "StaleDataError" for e in errors)
         found.add(
-            f"{crashed} request(s) failed with a 5xx" + (f" ({describe(errors[0])})" if errors else ""),
+            f"{crashed} request(s) failed with a 5xx" + (f" ({app_error(errors[0])})" if errors else ""),
             "the version check worked (the UPDATE matched 0 rows and SQLAlchemy raised StaleDataError), "
             "but nobody turned it into an answer: flush inside the service, catch "
             "`sqlalchemy.orm.exc.StaleDataError` and answer 409 Conflict."

@@ -20,10 +20,9 @@ import tracemalloc
 from typing import Any
 from urllib.parse import urlsplit
 
-from autograder.checks.messages import Findings, check, verdict
+from autograder.checks.messages import Findings, app_error, check, verdict
 from autograder.checks.probe import Call, Probe
 from autograder.checks.verdict import Verdict
-from autograder.errors import describe
 
 
 def _mb(n: float) -> str:
@@ -119,7 +118,7 @@ async def streams_within_memory(
         f"(bound {_mb(max_peak_bytes)})"
     )
     if out["error"] is not None:
-        actual += f"; the app raised {describe(out['error'])}"
+        actual += f"; the app raised {app_error(out['error'])}"
     found = Findings()
     if out["error"] is not None or out["status"] != 200:
         found.add("not a successful response", "the export must answer 200 and stream its body.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from autograder.grading.results import SubmissionResult, TestResult
+from autograder.grading import results
+from autograder.grading.results import SubmissionResult
 from autograder.labcheck.report import exercise_titles, lesson_of, report_for
 from tests.cli_support import REPO
 
@@ -37,7 +38,7 @@ def test_a_notebook_that_is_not_json_has_no_titles_and_the_ids_stand_in(tmp_path
         "not graded: the notebook is not valid JSON",
         0.0,
         7.0,
-        [TestResult("test_get_db", 0.0, 4.0, "error", "not graded: the notebook is not valid JSON")],
+        [results.TestResult("test_get_db", 0.0, 4.0, "error", "not graded: the notebook is not valid JSON")],
     )
     report = report_for(result, broken, f"{LESSON}/{LESSON}.ipynb", 1.234)
     assert report.exercises[0].title == "test_get_db" and not report.exercises[0].passed
@@ -52,7 +53,7 @@ def test_passed_means_the_test_passed_with_all_its_points():
         "graded",
         4.0,
         7.0,
-        [TestResult("test_get_db", 4.0, 4.0, "pass"), TestResult("test_tags_app", 1.0, 3.0, "pass", "partly")],
+        [results.TestResult("test_get_db", 4.0, 4.0, "pass"), results.TestResult("test_tags_app", 1.0, 3.0, "pass", "partly")],
     )
     report = report_for(result, RELEASE, "x.ipynb", 0.0)
     assert [(e.passed, e.points, e.max_points) for e in report.exercises] == [(True, 4.0, 4.0), (False, 1.0, 3.0)]

@@ -11,11 +11,13 @@ import pytest
 from autograder.grading import gradebook
 from autograder.grading.job import SubmissionJob
 from autograder.grading.layout import RunPaths
+from autograder.grading.options import GradeOptions
 from autograder.grading.stages.prepare import prepare
 from autograder.paths import project_root
 from tests.support.submissions import submit
 
 LESSON = "00_foundations"
+WITH_DEMOS = "05_savepoints"  # a lesson with cells marked as demonstrations
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +25,12 @@ def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("prepare-course")
     paths = RunPaths.for_this_process(root)
     api = gradebook.api_for_run(paths)
-    gradebook.ensure_assignments(api, paths.root, {LESSON})
-    return paths, SimpleNamespace(api=api)  # prepare reads run.api only
+    gradebook.ensure_assignments(api, paths.root, {LESSON, WITH_DEMOS})
+    return paths, SimpleNamespace(api=api, options=GradeOptions())  # prepare reads run.api and run.options
 
 
-def _job(paths: RunPaths, student: str) -> SubmissionJob:
-    return SubmissionJob(student, LESSON, paths.root / "submitted" / student / LESSON, checksum="c")
+def _job(paths: RunPaths, student: str, lesson: str = LESSON) -> SubmissionJob:
+    return SubmissionJob(student, lesson, paths.root / "submitted" / student / lesson, checksum="c")
 
 
 def test_a_notebook_is_sanitized_into_staging_with_its_cells_to_run(course):
@@ -56,3 +58,19 @@ def test_a_file_that_is_not_json_is_not_graded_with_one_reason_per_test(course):
     assert job.result.status == "error" and job.result.verdict.startswith("not graded: the notebook is not valid JSON")
     assert job.result.max_score == 8.0 and job.result.score == 0
     assert {t.status for t in job.result.tests} == {"error"} and len(job.result.tests) == 3
+
+
+@pytest.mark.parametrize("run_demonstrations", [False, True])
+def test_demonstrations_are_left_out_unless_asked_for(course, run_demonstrations):
+    paths, run = course
+    source = project_root() / "solutions" / WITH_DEMOS / f"{WITH_DEMOS}.ipynb"
+    student = f"demo-{run_demonstrations}"
+    submit(paths.root, student, WITH_DEMOS, nbformat.read(source, as_version=4))
+    options = GradeOptions(run_demonstrations=run_demonstrations)
+    job = prepare(_job(paths, student, WITH_DEMOS), SimpleNamespace(api=run.api, options=options))
+    cells = json.loads(job.sanitized.read_text())["cells"]
+    demos = {i for i, c in enumerate(cells) if (c["metadata"].get("autograder") or {}).get("demo")}
+    ran = {i for i, _ in job.cells}
+    assert demos, "the lesson marks demonstrations"
+    assert (demos <= ran) if run_demonstrations else not (demos & ran)
+    assert job.graded_cells <= ran

@@ -53,7 +53,10 @@ def test_passed_means_the_test_passed_with_all_its_points():
         "graded",
         4.0,
         7.0,
-        [results.TestResult("test_get_db", 4.0, 4.0, "pass"), results.TestResult("test_tags_app", 1.0, 3.0, "pass", "partly")],
+        [
+            results.TestResult("test_get_db", 4.0, 4.0, "pass"),
+            results.TestResult("test_tags_app", 1.0, 3.0, "pass", "partly"),
+        ],
     )
     report = report_for(result, RELEASE, "x.ipynb", 0.0)
     assert [(e.passed, e.points, e.max_points) for e in report.exercises] == [(True, 4.0, 4.0), (False, 1.0, 3.0)]

@@ -49,16 +49,17 @@ def validating() -> bool:
 
 
 def database_name(lesson_id: str) -> str:
+    # A validation never uses the learner's database, overridden or not.
+    validation = f"_v{os.getpid()}" if validating() else ""
     override = os.environ.get(ENV_DB_NAME, "").strip()
     if override:
-        return admin.check_identifier(override)
+        admin.check_identifier(override)
+        return admin.check_identifier(override[: 63 - len(validation)] + validation)
     slug = re.sub(r"[^a-z0-9_]+", "_", lesson_id.lower()).strip("_")
     # Parallel test workers (pytest-xdist) run the same lesson at once: kernels inherit
     # the worker's name, and each worker gets databases of its own.
     worker = re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_WORKER", "").lower())
-    suffix = f"_{worker}" if worker else ""
-    if validating():
-        suffix += f"_v{os.getpid()}"
+    suffix = (f"_{worker}" if worker else "") + validation
     return admin.check_identifier(f"lesson_{slug}"[: 63 - len(suffix)] + suffix)
 
 
@@ -84,7 +85,7 @@ def setup(lesson_id: str) -> LessonDatabase:
     # finishing elsewhere will not stop the server while this kernel is alive.
     admin_url = server_url(hold=True)
     name = database_name(lesson_id)
-    if validating() and not os.environ.get(ENV_DB_NAME, "").strip():
+    if validating():
         _drop_abandoned_validations(admin_url, name)
         atexit.register(_drop_quietly, admin_url, name)
     lesson_url = admin.recreate_database(admin_url, name)

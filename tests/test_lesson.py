@@ -5,6 +5,8 @@ Creating and resetting the database on a real server: tests/db/test_lesson_datab
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from autograder import lesson
@@ -49,3 +51,11 @@ def test_a_prepared_database_is_used_as_it_is(no_worker, monkeypatch):
     assert db.name == "grade_1_abc" and db.admin_url == ""
     assert db.url == "postgresql+asyncpg://sub_1:pw@127.0.0.1:5999/grade_1_abc"
     assert "pw" not in repr(db) and repr(db) == "LessonDatabase(lesson='03_lifespan', database='grade_1_abc')"
+
+
+def test_a_validation_never_uses_the_learners_database_even_an_overridden_one(no_worker, monkeypatch):
+    monkeypatch.setenv(lesson.ENV_NBGRADER_EXECUTION, "validate")
+    mine = lesson.database_name("01_session_dependency")
+    assert mine != "lesson_01_session_dependency" and lesson.VALIDATION_SUFFIX.search(mine)
+    monkeypatch.setenv(lesson.ENV_DB_NAME, "my_db")
+    assert lesson.database_name("01_session_dependency") == f"my_db_v{os.getpid()}"

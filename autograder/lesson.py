@@ -30,6 +30,7 @@ from sqlalchemy.engine import URL
 
 from autograder.db import admin
 from autograder.db import url as urls
+from autograder.db.embedded import pid_alive
 from autograder.db.server import server_url
 
 ENV_DB_NAME = "COURSE_DB_NAME"
@@ -122,7 +123,7 @@ def _drop_abandoned_validations(admin_url: URL, own_name: str) -> None:
             )
             for row in rows:
                 found = VALIDATION_SUFFIX.search(row["datname"])
-                if found and row["datname"] == prefix + found.group(0) and not _alive(int(found.group(1))):
+                if found and row["datname"] == prefix + found.group(0) and not pid_alive(int(found.group(1))):
                     await conn.execute(f'DROP DATABASE IF EXISTS "{admin.check_identifier(row["datname"])}"')
         finally:
             await conn.close()
@@ -131,13 +132,3 @@ def _drop_abandoned_validations(admin_url: URL, own_name: str) -> None:
         admin.run_sync(go)
     except Exception as exc:  # noqa: BLE001 - a leftover database is not worth failing a validation
         log.warning("could not drop abandoned validation databases: %s", exc)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

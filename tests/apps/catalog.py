@@ -25,15 +25,26 @@ Variants ("mutants"), each a mistake a check must catch:
 - "outer_join": an outer join with the filter in ON keeps authors with no match
 - "limit_on_join": contains_eager with LIMIT: the limit counts joined rows and
   cuts authors and books short
+
+`make_listing_app(db_url, variant)` serves the same routes with other loading strategies
+(LISTING_VARIANTS): correct ones in 1, 2 or 3 statements, and counts that grow with the data.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import ForeignKey, String, insert, select
+from sqlalchemy import ForeignKey, String, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncAttrs, AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, contains_eager, mapped_column, relationship, selectinload
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    contains_eager,
+    joinedload,
+    mapped_column,
+    relationship,
+    selectinload,
+)
 
 from tests.apps.common import database_lifespan, get_db, schema
 
@@ -133,14 +144,19 @@ async def seed(conn, authors: int) -> None:
     )
 
 
-def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAPI:
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r}")
+def seeded_app(db_url: str, authors: int) -> FastAPI:
+    """An app whose lifespan makes the catalog's tables and seeds `authors` authors."""
 
     async def seed_authors(conn):
         await seed(conn, authors)
 
-    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, seed=seed_authors)))
+    return FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, seed=seed_authors)))
+
+
+def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAPI:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}")
+    app = seeded_app(db_url, authors)
 
     DB = Depends(get_db, scope="function")
 
@@ -199,6 +215,80 @@ def make_app(db_url: str, variant: str = "correct", authors: int = 12) -> FastAP
         everyone = (await db.scalars(select(Author).options(selectinload(Author.books)))).all()
         found = await recent(db, since)
         assert len(everyone) >= len(found)
+        return found
+
+    return app
+
+
+# Variants of make_listing_app: correct strategies that differ in statement count, and mistakes.
+LISTING_VARIANTS = {
+    "selectin_chain",  # 3 statements: authors, books, reviews
+    "selectin_joined",  # 2: authors, then books joined with their reviews
+    "joined_chain",  # 1: both collections joined, rows deduplicated
+    "contains_eager",  # /authors/recent in 1: the filtered join, with populate_existing
+    "selectin_filtered",  # /authors/recent in 2: the authors, then only their matching books
+    "lazy_loop",  # BUG: awaitable_attrs per author and per book, 1 + N + 3N
+    "query_per_author",  # BUG: one statement per author
+    "extra_count",  # constant, but one statement more than the task needs
+}
+
+
+def make_listing_app(db_url: str, variant: str, authors: int = 12):
+    """The same routes, each variant a different loading strategy (for `queries_bounded`):
+    correct ones written other ways, and statement counts that grow with the data."""
+    if variant not in LISTING_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}")
+    app = seeded_app(db_url, authors)
+    DB = Depends(get_db, scope="function")
+
+    @app.get("/authors", response_model=list[AuthorOut])
+    async def list_authors(limit: int = 10, db: AsyncSession = DB):
+        page = select(Author).order_by(Author.id).limit(limit)
+        if variant == "joined_chain":  # 1 statement: both collections joined, rows deduplicated
+            return (await db.scalars(page.options(joinedload(Author.books).joinedload(Book.reviews)))).unique().all()
+        if variant == "selectin_joined":  # 2 statements: authors, then books joined with their reviews
+            return (await db.scalars(page.options(selectinload(Author.books).joinedload(Book.reviews)))).all()
+        if variant == "lazy_loop":  # BUG: awaitable_attrs per author and per book, 1 + N + 3N
+            found = (await db.scalars(page)).all()
+            for author in found:
+                for book in await author.awaitable_attrs.books:
+                    await book.awaitable_attrs.reviews
+            return found
+        found = (await db.scalars(page.options(selectinload(Author.books).selectinload(Book.reviews)))).all()
+        if variant == "query_per_author":  # BUG: one statement per author, each with its own text
+            for author in found:
+                await db.execute(text(f"SELECT count(*) FROM books WHERE author_id = {author.id}"))
+        if variant == "extra_count":  # constant, but one statement more than the task needs
+            await db.scalar(select(Author.id).limit(1))
+        return found
+
+    async def recent(db: AsyncSession, since: int) -> list[Author]:
+        if variant == "selectin_filtered":  # 2 statements: the authors, then only their matching books
+            stmt = (
+                select(Author)
+                .where(Author.books.any(Book.year >= since))
+                .order_by(Author.id)
+                .options(selectinload(Author.books.and_(Book.year >= since)))
+            )
+            return list((await db.scalars(stmt.execution_options(populate_existing=True))).all())
+        stmt = (
+            select(Author)
+            .join(Author.books)
+            .where(Book.year >= since)
+            .order_by(Author.id, Book.id)
+            .options(contains_eager(Author.books))
+        )
+        return list((await db.scalars(stmt.execution_options(populate_existing=True))).unique().all())
+
+    @app.get("/authors/recent", response_model=list[AuthorRecent])
+    async def recent_authors(since: int, db: AsyncSession = DB):
+        return await recent(db, since)
+
+    @app.get("/authors/recent-warm", response_model=list[AuthorRecent])
+    async def recent_authors_warm(since: int, db: AsyncSession = DB):
+        everyone = (await db.scalars(select(Author).options(selectinload(Author.books)))).all()
+        found = await recent(db, since)
+        assert everyone  # referenced until now: the identity map keeps only referenced objects
         return found
 
     return app

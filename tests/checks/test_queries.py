@@ -4,6 +4,7 @@ from autograder.checks import Call, exact_queries, max_queries
 from autograder.checks.content import matches_database
 from autograder.checks.messages import plural
 from autograder.checks.queries import queries_bounded
+from tests.apps.catalog import make_listing_app
 from tests.checks.expect import rejected
 
 LIST = Call.get("/authors")
@@ -50,75 +51,6 @@ RECENT_SQL = "SELECT a.id, b.id FROM authors a JOIN books b ON b.author_id = a.i
 SIZES = (3, 12)  # authors listed
 SINCES = (2022, 2015)  # fewer matching books first
 WHY = "one SELECT per level: authors, books, reviews"
-
-
-def make_listing_app(db_url: str, variant: str, authors: int = 12):
-    """GET /authors and /authors/recent(-warm) of tests.apps.catalog, one loading strategy per variant."""
-    from fastapi import Depends, FastAPI
-    from sqlalchemy import select, text
-    from sqlalchemy.ext.asyncio import AsyncSession
-    from sqlalchemy.orm import contains_eager, joinedload, selectinload
-
-    from tests.apps.catalog import Author, AuthorOut, AuthorRecent, Base, Book, seed
-    from tests.apps.common import database_lifespan, get_db, schema
-
-    async def seed_authors(conn):
-        await seed(conn, authors)
-
-    app = FastAPI(lifespan=database_lifespan(db_url, schema(Base.metadata, seed=seed_authors)))
-    DB = Depends(get_db, scope="function")
-
-    @app.get("/authors", response_model=list[AuthorOut])
-    async def list_authors(limit: int = 10, db: AsyncSession = DB):
-        page = select(Author).order_by(Author.id).limit(limit)
-        if variant == "joined_chain":  # 1 statement: both collections joined, rows deduplicated
-            return (await db.scalars(page.options(joinedload(Author.books).joinedload(Book.reviews)))).unique().all()
-        if variant == "selectin_joined":  # 2 statements: authors, then books joined with their reviews
-            return (await db.scalars(page.options(selectinload(Author.books).joinedload(Book.reviews)))).all()
-        if variant == "lazy_loop":  # BUG: awaitable_attrs per author and per book, 1 + N + 3N
-            found = (await db.scalars(page)).all()
-            for author in found:
-                for book in await author.awaitable_attrs.books:
-                    await book.awaitable_attrs.reviews
-            return found
-        found = (await db.scalars(page.options(selectinload(Author.books).selectinload(Book.reviews)))).all()
-        if variant == "query_per_author":  # BUG: one statement per author, each with its own text
-            for author in found:
-                await db.execute(text(f"SELECT count(*) FROM books WHERE author_id = {author.id}"))
-        if variant == "extra_count":  # constant, but one statement more than the task needs
-            await db.scalar(select(Author.id).limit(1))
-        return found
-
-    async def recent(db: AsyncSession, since: int) -> list[Author]:
-        if variant == "selectin_filtered":  # 2 statements: the authors, then only their matching books
-            stmt = (
-                select(Author)
-                .where(Author.books.any(Book.year >= since))
-                .order_by(Author.id)
-                .options(selectinload(Author.books.and_(Book.year >= since)))
-            )
-            return list((await db.scalars(stmt.execution_options(populate_existing=True))).all())
-        stmt = (
-            select(Author)
-            .join(Author.books)
-            .where(Book.year >= since)
-            .order_by(Author.id, Book.id)
-            .options(contains_eager(Author.books))
-        )
-        return list((await db.scalars(stmt.execution_options(populate_existing=True))).unique().all())
-
-    @app.get("/authors/recent", response_model=list[AuthorRecent])
-    async def recent_authors(since: int, db: AsyncSession = DB):
-        return await recent(db, since)
-
-    @app.get("/authors/recent-warm", response_model=list[AuthorRecent])
-    async def recent_authors_warm(since: int, db: AsyncSession = DB):
-        everyone = (await db.scalars(select(Author).options(selectinload(Author.books)))).all()
-        found = await recent(db, since)
-        assert everyone  # referenced until now: the identity map keeps only referenced objects
-        return found
-
-    return app
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.converters import Autograde, GenerateAssignment
 from nbgrader.preprocessors import GetGrades
 
-from autograder.course.layout import COURSE_ID, RELEASE_DIR, SOURCE_DIR, gradebook_url
+from autograder.course.layout import COURSE_ID, RELEASE_DIR, SOURCE_DIR, exchange_dir, gradebook_url
 from autograder.course.preprocessors import (
     MarkExpectedFailures,
     RedactHiddenTests,
@@ -28,6 +28,7 @@ c.CourseDirectory.course_id = COURSE_ID
 c.CourseDirectory.source_directory = SOURCE_DIR
 c.CourseDirectory.release_directory = RELEASE_DIR
 c.CourseDirectory.db_url = gradebook_url()
+c.Exchange.root = str(exchange_dir())
 
 # The learner's copy: nbgrader's own steps, then tag unsolved exercises so nbval expects them to fail.
 c.GenerateAssignment.preprocessors = [

@@ -258,6 +258,10 @@ def jupyter_env(view: View, database_url: URL, token: str | None = None) -> dict
     env = dict(os.environ)
     env.update(view.env)
     env[urls.ENV_URL] = urls.render(database_url)
+    # nbgrader runs some tools by name (`alembic` when formgrader first creates the gradebook): the
+    # course's own interpreter's scripts come first, whether or not the venv was activated.
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([scripts, *(p for p in env.get("PATH", "").split(os.pathsep) if p and p != scripts)])
     if token is not None:
         env[ENV_TOKEN] = token
         env.pop(ENV_TOKEN_FILE, None)

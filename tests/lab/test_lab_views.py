@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -128,7 +129,10 @@ def test_learner_lab_views_kernel_env_and_clean_shutdown(course_state, tmp_path)
 @pytest.mark.timeout(90)
 def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(course_state, tmp_path):
     data_dir = course_state / "pgdata"
-    lab = JupyterServer("instructor", course_state, free_port(), tmp_path)
+    # As on a fresh clone: the venv not activated (its scripts not on PATH), no gradebook yet.
+    venv_scripts = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_scripts)
+    lab = JupyterServer("instructor", course_state, free_port(), tmp_path, PATH=path)
     jupyter = None
     try:
         jupyter = lab.wait_ready()
@@ -145,6 +149,13 @@ def test_instructor_view_has_formgrader_and_jupyter_exit_releases_the_database(c
         )
         assert Path(config["serverRoot"]) == REPO
         assert http(lab.port, "/formgrader")[0] in (200, 302)
+        # The first real page creates the gradebook (nbgrader runs `alembic` by name for its version).
+        status, body = http(lab.port, "/formgrader/api/assignments")
+        assert status == 200 and "00_foundations" in body, body[-2000:]
+        assert (course_state / "gradebook.db").exists()
+        # The exchange the course configures exists, so nothing is released into a missing folder.
+        assert (course_state / "exchange").is_dir()
+        assert "exchange directory" not in lab.output().lower(), lab.output()[-2000:]
 
         # JupyterLab exits by itself: the supervisor releases (stops) the database too.
         os.kill(jupyter, signal.SIGTERM)

@@ -26,10 +26,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from jupyter_server.utils import url_path_join
 
     from autograder.labcheck.handlers import CheckHandler
-    from autograder.labcheck.service import CheckService
+    from autograder.labcheck.remote import service_for
 
     web_app = serverapp.web_app
-    service = CheckService(Path(serverapp.root_dir))
+    # Graded here when this installation holds the course's source; by the course's check
+    # server when the lab holds the release only (COURSE_CHECK_URL: a hub, the compose lab).
+    service = service_for(Path(serverapp.root_dir))
     web_app.settings["autograder_check_service"] = service
     route = url_path_join(web_app.settings["base_url"], "autograder", "check")
     web_app.add_handlers(".*$", [(route, CheckHandler)])

@@ -17,13 +17,13 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from autograder.labcheck.service import CheckService
+from autograder.labcheck.service import Checks
 
 
 class CheckHandler(APIHandler):
     @property
-    def service(self) -> CheckService:
-        service: CheckService = self.settings["autograder_check_service"]
+    def service(self) -> Checks:
+        service: Checks = self.settings["autograder_check_service"]
         return service
 
     @web.authenticated

@@ -37,14 +37,16 @@ class _Pending:
     started_at: float | None = None
 
 
-class CheckService:
+class Checks:
+    """What every way of checking shares: the lab's folder, one check at a time, a second
+    request for the same notebook joining the running one, a deadline, one sentence on failure.
+    Subclasses answer one check in `_ask`."""
+
     def __init__(self, root_dir: Path, *, timeout: float = CHECK_TIMEOUT_S) -> None:
         self.root_dir = Path(root_dir).resolve()
         self.timeout = timeout
         self._lock = asyncio.Lock()
         self._pending: dict[str, _Pending] = {}
-        self._worker: asyncio.subprocess.Process | None = None
-        self._answers: asyncio.StreamReader | None = None
 
     # ------------------------------------------------------------------ requests
     def resolve(self, path: str) -> Path:
@@ -63,31 +65,53 @@ class CheckService:
         state = "running" if pending.started_at is not None else "queued"
         return {"state": state, "elapsed": round(time.monotonic() - pending.queued_at, 1)}
 
-    async def check(self, path: str) -> dict[str, Any]:
+    async def check(self, path: str, shown: str | None = None) -> dict[str, Any]:
+        """Check the notebook at `path` (in the lab's folder); `shown` is its name in messages."""
         notebook = self.resolve(path)
         pending = self._pending.get(path)
         if pending is None:  # not running: start it; else join the check that runs
             loop = asyncio.get_running_loop()
             pending = _Pending(path, loop.create_future())
             self._pending[path] = pending
-            task = asyncio.ensure_future(self._run(pending, notebook))
+            task = asyncio.ensure_future(self._run(pending, notebook, shown or path))
             task.add_done_callback(lambda _: self._pending.pop(path, None))
         return await asyncio.shield(pending.future)
 
-    async def _run(self, pending: _Pending, notebook: Path) -> None:
+    async def _run(self, pending: _Pending, notebook: Path, shown: str) -> None:
         async with self._lock:
             pending.started_at = time.monotonic()
             try:
-                reply = await asyncio.wait_for(self._ask(notebook, pending.path), self.timeout)
+                reply = await asyncio.wait_for(self._ask(notebook, shown), self.timeout)
             except TimeoutError:
-                await self._stop_worker()
+                await self._abandon()
                 reply = {"ok": False, "error": f"The check did not finish in {self.timeout:g} s and was stopped."}
             except Exception as exc:
                 log.exception("check of %s failed", pending.path)
-                await self._stop_worker()
-                reply = {"ok": False, "error": f"The checker stopped unexpectedly ({exc}); press the button again."}
+                await self._abandon()
+                reply = {"ok": False, "error": self._failure_sentence(exc)}
             if not pending.future.done():
                 pending.future.set_result(reply)
+
+    async def _ask(self, notebook: Path, shown: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def _abandon(self) -> None:
+        """After a timeout or a failure: drop whatever may be stuck."""
+
+    def _failure_sentence(self, exc: BaseException) -> str:
+        return f"The checker stopped unexpectedly ({exc}); press the button again."
+
+    async def close(self) -> None:
+        """Release what the service holds (a worker, connections)."""
+
+
+class CheckService(Checks):
+    """Checks graded here, by a warm worker process of this lab (the lab holds the course's source)."""
+
+    def __init__(self, root_dir: Path, *, timeout: float = CHECK_TIMEOUT_S) -> None:
+        super().__init__(root_dir, timeout=timeout)
+        self._worker: asyncio.subprocess.Process | None = None
+        self._answers: asyncio.StreamReader | None = None
 
     # ------------------------------------------------------------------ the worker
     async def _ask(self, notebook: Path, shown: str) -> dict[str, Any]:
@@ -127,6 +151,9 @@ class CheckService:
         if not ready:
             raise RuntimeError("the check worker exited while starting (see the lab's log)")
         log.info("check worker %s ready", self._worker.pid)
+
+    async def _abandon(self) -> None:
+        await self._stop_worker()
 
     async def _stop_worker(self) -> None:
         worker, self._worker = self._worker, None

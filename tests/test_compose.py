@@ -84,11 +84,57 @@ def test_lab_keeps_the_learners_workspace_on_a_named_volume(compose):
     assert not target.startswith("/course/")  # outside the image's checkout (and its release notebooks/)
 
 
-def test_dockerfile_installs_the_project_and_runs_the_lab():
-    dockerfile = (REPO / "Dockerfile").read_text()
-    assert "\nFROM python:3.11-slim\n" in dockerfile
-    assert 'pip install -e ".[dev]"' in dockerfile
-    assert '"autograder", "lab", "--no-browser", "--ip", "0.0.0.0", "--port", "8888"' in dockerfile
-    assert "\nENV COURSE_WORKSPACE=/workspace\n" in dockerfile  # `docker run` alone uses the same workspace
-    # A learner's local workspace never ends up in the image.
+def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
+    """Stage name -> its instructions (keyword, rest), continuation lines joined, comments dropped."""
+    stages: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "FROM":
+            current = []
+            stages[rest.split()[-1]] = current
+        current.append((keyword.upper(), rest.strip()))
+    return stages
+
+
+def test_dockerfile_learner_image_holds_the_release_only_and_runs_the_lab():
+    stages = dockerfile_stages()
+    assert stages["base"][0] == ("FROM", "python:3.11-slim AS base")
+    learner = stages["learner"]
+    assert learner[0] == ("FROM", "base AS learner")  # not built on the checker: no layer of it is inherited
+    copied = [source for keyword, rest in learner if keyword in ("COPY", "ADD") for source in rest.split()[:-1]]
+    assert copied and not any(source.startswith("--from") for source in copied)
+    # Every source is named: no `.`, no glob, nothing that could carry solutions/ or tests/ into a layer.
+    allowed = {"pyproject.toml", "README.md", "Makefile", "nbgrader_config.py", "autograder", "jupyter", "notebooks"}
+    assert set(copied) <= allowed, set(copied) - allowed
+    assert all((REPO / source).exists() for source in copied), copied
+    assert not list((REPO / "autograder").rglob("*.ipynb")), "the package must not carry lesson notebooks"
+    instructions = dict(learner)
+    assert instructions["RUN"] == 'pip install -e ".[dev]"'
+    assert instructions["CMD"] == '["autograder", "lab", "--no-browser", "--ip", "0.0.0.0", "--port", "8888"]'
+    assert instructions["ENV"] == "COURSE_WORKSPACE=/workspace"  # `docker run` alone uses the same workspace
+    # A learner's local workspace never ends up in an image.
     assert "workspace" in (REPO / ".dockerignore").read_text().split()
+
+
+def test_the_released_notebooks_hold_no_hidden_tests():
+    for notebook in (REPO / "notebooks").rglob("*.ipynb"):
+        assert "BEGIN HIDDEN TESTS" not in notebook.read_text(), notebook
+
+
+def test_check_my_work_in_the_compose_lab_goes_to_the_checker_which_holds_the_course(compose):
+    stages = dockerfile_stages()
+    assert ("COPY", ". /course") in stages["checker"]
+    assert stages["checker"][-1] == ("CMD", '["autograder", "check-server", "--ip", "0.0.0.0", "--port", "8890"]')
+    lab, checker = compose["services"]["lab"], compose["services"]["checker"]
+    assert lab["build"]["target"] == "learner" and checker["build"]["target"] == "checker"
+    assert lab["environment"]["COURSE_CHECK_URL"] == "http://checker:8890/"
+    token = lab["environment"]["COURSE_CHECK_TOKEN"]
+    assert token == checker["environment"]["COURSE_CHECK_TOKEN"] and len(token) >= 16
+    assert "ports" not in checker  # only the lab, on compose's network, reaches it
+    assert checker["command"][:2] == ["autograder", "check-server"] and "8890" in checker["command"]
+    assert "checker" in lab["depends_on"]

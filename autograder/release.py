@@ -2,6 +2,7 @@
 
     autograder release           # regenerate notebooks/ (make release)
     autograder release --check   # exit 1 and name the lessons that drifted
+    autograder release --learner-copy DIR   # a copy of the course for learners: the release only
 
 (the command is autograder/commands/release.py; this module is its function API).
 
@@ -20,7 +21,13 @@ from pathlib import Path
 
 from autograder.course.api import checked, course_api
 from autograder.course.layout import RELEASE_DIR, SOURCE_DIR, lessons
+from autograder.errors import SetupError
 from autograder.paths import project_root
+
+# What a learner's installation holds: enough to `make lab`, nothing of the answers (solutions/:
+# every answer and hidden test; tests/ and benchmarks/ build answered notebooks from them). The
+# compose learner image copies exactly these (Dockerfile, asserted in tests/test_compose.py).
+LEARNER_FILES = ("pyproject.toml", "README.md", "Makefile", "nbgrader_config.py", "autograder", "jupyter", RELEASE_DIR)
 
 
 def build(dest_root: Path, source_root: Path | None = None, only: list[str] | None = None) -> Path:
@@ -75,6 +82,25 @@ def release_course(root: Path | None = None) -> list[str]:
         shutil.rmtree(target, ignore_errors=True)
         staged.rename(target)
         return sorted(p.name for p in target.iterdir() if p.is_dir())
+
+
+def learner_copy(dest: Path, root: Path | None = None) -> list[str]:
+    """Copy what a learner may have (LEARNER_FILES) to `dest`, a new or empty folder; return what was copied."""
+    root = root or project_root()
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise SetupError(f"{dest} exists and is not an empty folder; name a new one.")
+    if dest.resolve().is_relative_to(root.resolve()):
+        raise SetupError(f"{dest} is inside the course checkout; name a folder outside it.")
+    dest.mkdir(parents=True, exist_ok=True)
+    skip = shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc", ".mypy_cache", ".ruff_cache")
+    for name in LEARNER_FILES:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=skip)
+        else:
+            shutil.copy2(source, dest / name)
+    return list(LEARNER_FILES)
 
 
 if __name__ == "__main__":  # the old spelling, `python -m autograder.release [--check]`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from autograder.course.layout import RELEASE_DIR, SOURCE_DIR
 
@@ -21,6 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"compare {RELEASE_DIR}/ with a fresh release and change nothing; exit 1 if it drifted",
     )
+    parser.add_argument(
+        "--learner-copy",
+        type=Path,
+        metavar="DIR",
+        help="instead, copy what learners may have to DIR (a new folder): the release, the package and the lab's "
+        "config, never solutions/ or tests/; `make lab` runs there",
+    )
     parser.set_defaults(func=cmd_release)
 
 
@@ -29,6 +37,10 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     from autograder import release
 
+    if args.learner_copy is not None:
+        copied = release.learner_copy(args.learner_copy)
+        print(f"Copied {', '.join(copied)} to {args.learner_copy}; learners run `make lab` there.")
+        return 0
     if args.check:
         problems = release.check()
         if problems:

@@ -335,4 +335,20 @@ WRONG_ANSWERS: dict[str, WrongAnswer] = {
             "values back",
         ),
     ),
+    # The merge done in place on the JSONB dict: the response shows the merged settings (the visible
+    # asserts pass), but a plain JSONB column does not see a change inside its dict: no UPDATE is sent.
+    "12_modelling": WrongAnswer(
+        solution_id="ex_settings",
+        source=(
+            '@projects_app.patch("/projects/{project_id}/settings")\n'
+            "async def update_settings(project_id: uuid.UUID, changes: dict[str, Any], db: DBSession):\n"
+            "    project = await db.get(Project, project_id)\n"
+            "    if project is None:\n"
+            '        raise HTTPException(404, "no such project")\n'
+            "    project.settings.update(changes)\n"
+            "    return project.settings\n"
+        ),
+        loses=("test_settings",),
+        feedback_says=("the database still holds", "is not tracked on a JSONB column", "flag_modified"),
+    ),
 }

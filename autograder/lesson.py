@@ -34,6 +34,10 @@ from autograder.db.embedded import pid_alive
 from autograder.db.server import server_url
 
 ENV_DB_NAME = "COURSE_DB_NAME"
+# Workshop hub mode (autograder/hub/): the learner's role. Their lesson databases are named
+# `<role>__<lesson database>` (so two learners' names never collide) and open to that role only.
+ENV_DB_PREFIX = "COURSE_DB_PREFIX"
+PREFIX_SEPARATOR = "__"
 # Set by the grader: a database prepared for this one submission (fresh, owned by a
 # role that may not create or drop databases). The lesson uses it as it is.
 ENV_PREPARED_URL = "COURSE_DB_URL"
@@ -49,19 +53,27 @@ def validating() -> bool:
     return os.environ.get(ENV_NBGRADER_EXECUTION, "") == "validate"
 
 
+def owner_prefix() -> str:
+    """The learner's role in workshop hub mode (COURSE_DB_PREFIX), else ""."""
+    prefix = urls.setting(ENV_DB_PREFIX)
+    return admin.check_identifier(prefix) if prefix else ""
+
+
 def database_name(lesson_id: str) -> str:
     # A validation never uses the learner's database, overridden or not.
     validation = f"_v{os.getpid()}" if validating() else ""
+    prefix = owner_prefix()
+    prefix = prefix + PREFIX_SEPARATOR if prefix else ""
     override = os.environ.get(ENV_DB_NAME, "").strip()
     if override:
         admin.check_identifier(override)
-        return admin.check_identifier(override[: 63 - len(validation)] + validation)
+        return admin.check_identifier(prefix + override[: 63 - len(prefix) - len(validation)] + validation)
     slug = re.sub(r"[^a-z0-9_]+", "_", lesson_id.lower()).strip("_")
     # Parallel test workers (pytest-xdist) run the same lesson at once: kernels inherit
     # the worker's name, and each worker gets databases of its own.
     worker = re.sub(r"[^a-z0-9]", "", os.environ.get("PYTEST_XDIST_WORKER", "").lower())
     suffix = (f"_{worker}" if worker else "") + validation
-    return admin.check_identifier(f"lesson_{slug}"[: 63 - len(suffix)] + suffix)
+    return admin.check_identifier(prefix + f"lesson_{slug}"[: 63 - len(prefix) - len(suffix)] + suffix)
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,7 @@ def setup(lesson_id: str) -> LessonDatabase:
     if validating():
         _drop_abandoned_validations(admin_url, name)
         atexit.register(_drop_quietly, admin_url, name)
-    lesson_url = admin.recreate_database(admin_url, name)
+    lesson_url = admin.recreate_database(admin_url, name, private=bool(owner_prefix()))
     return LessonDatabase(lesson_id=lesson_id, name=name, url=urls.render(lesson_url), admin_url=urls.render(admin_url))
 
 

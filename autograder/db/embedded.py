@@ -66,6 +66,25 @@ def _running_as_root() -> bool:
     return platform.system() != "Windows" and os.geteuid() == 0
 
 
+def _let_server_reach(path: Path) -> None:
+    """Let the server's OS user pass through every folder above `path`, as pgserver's
+    `ensure_prefix_permissions` does (g+rx,o+rx), but only where it cannot already (by owner or
+    group): a folder closed to others but open to the server's group stays closed."""
+    import stat
+
+    entry = pwd.getpwnam(SERVER_OS_USER)
+    for prefix in path.parents:
+        st = prefix.stat()
+        if st.st_uid == entry.pw_uid:
+            reachable = st.st_mode & stat.S_IXUSR
+        elif st.st_gid == entry.pw_gid:
+            reachable = st.st_mode & stat.S_IXGRP
+        else:
+            reachable = st.st_mode & stat.S_IXOTH
+        if not reachable:
+            prefix.chmod(st.st_mode | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH)
+
+
 @dataclass(frozen=True)
 class ServerInfo:
     """Where a running embedded server can be reached."""
@@ -162,13 +181,15 @@ class EmbeddedPostgres:
         socket_dir: Path | None = None,
         settings: dict[str, str] | None = None,
         hba: str | None = None,
+        ident: str | None = None,
     ):
         """`password_file`: use password (SCRAM) authentication for every role, the
         superuser's password kept in that file (created on first start, mode 0600);
         without it, local connections are trusted (a learner's own machine).
         `socket_dir`: where the unix socket lives (default: the data folder).
         `hba`: the whole pg_hba.conf to use instead of initdb's (the grading cluster's
-        rules of who may connect to which database); None keeps initdb's."""
+        rules of who may connect to which database); None keeps initdb's. `ident`: the whole
+        pg_ident.conf beside it (user name maps for `peer` lines of `hba`)."""
         self.data_dir = Path(data_dir).absolute()
         self.state_dir = self.data_dir.parent
         # Each cluster has its own holders and lock, so two clusters can share a state folder.
@@ -180,6 +201,7 @@ class EmbeddedPostgres:
         self.fixed_socket_dir = socket_dir
         self.settings = dict(settings or {})  # extra `-c name=value` server settings
         self.hba = hba
+        self.ident = ident
 
     def _password(self) -> str | None:
         if self.password_file is None:
@@ -232,7 +254,10 @@ class EmbeddedPostgres:
         cmd = [str(_bin_dir() / exe), *args]
         kwargs: dict = {}
         if _running_as_root():
-            kwargs["user"] = SERVER_OS_USER
+            # Its own group too, not root's: folders it may pass through by group (a workshop hub's
+            # locked course folders, autograder/hub/lockdown.py) stay closed to everyone else.
+            entry = pwd.getpwnam(SERVER_OS_USER)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/", **kwargs)
         deadline = time.monotonic() + timeout
         while done is not None and proc.poll() is None and time.monotonic() < deadline:
@@ -265,7 +290,7 @@ class EmbeddedPostgres:
         read = stat.S_IRGRP | stat.S_IROTH
         ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
         ensure_folder_permissions(bin_dir.parent / "lib", read)
-        ensure_prefix_permissions(self.data_dir)
+        _let_server_reach(self.data_dir)
         entry = pwd.getpwnam(SERVER_OS_USER)
         st = self.data_dir.stat()
         if (st.st_uid, st.st_gid) != (entry.pw_uid, entry.pw_gid):
@@ -310,16 +335,23 @@ class EmbeddedPostgres:
             return self._pg_ctl_start()
 
     def write_hba(self) -> bool:
-        """Put `hba` in place as pg_hba.conf (readable by the server only). True when the file
-        changed: a server already running then needs `SELECT pg_reload_conf()` to apply it."""
+        """Put `hba` (and `ident`) in place as pg_hba.conf (and pg_ident.conf), readable by the server
+        only. True when a file changed: a server already running then needs `SELECT pg_reload_conf()`."""
         if self.hba is None or not (self.data_dir / "PG_VERSION").exists():
             return False
-        path = self.data_dir / "pg_hba.conf"
+        changed = False
+        for name, text in (("pg_hba.conf", self.hba), ("pg_ident.conf", self.ident)):
+            if text is not None:
+                changed |= self._write_server_file(name, text)
+        return changed
+
+    def _write_server_file(self, name: str, text: str) -> bool:
+        path = self.data_dir / name
         with contextlib.suppress(OSError):
-            if path.read_text() == self.hba:
+            if path.read_text() == text:
                 return False
-        tmp = path.with_name(".pg_hba.conf.tmp")
-        tmp.write_text(self.hba)
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text)
         os.chmod(tmp, 0o600)
         if _running_as_root():
             entry = pwd.getpwnam(SERVER_OS_USER)

@@ -17,6 +17,10 @@ from autograder.errors import SetupError
 from autograder.paths import project_root
 
 ENV_URL = "DATABASE_URL"
+# A workshop learner's database credentials (KEY=VALUE lines, mode 0600), written in their home by
+# their hub server (autograder/hub/singleuser.py): read when DATABASE_URL is not set, so a terminal or
+# a kernel started without the server's environment still finds the learner's own database.
+CREDENTIALS_FILE = ".course-database.env"
 ENV_DATA_DIR = "COURSE_DATA_DIR"
 ASYNC_DRIVER = "postgresql+asyncpg"
 
@@ -52,8 +56,28 @@ def normalize(url: str) -> URL:
     return parsed.set(drivername=ASYNC_DRIVER)
 
 
+def credentials_file() -> Path:
+    return Path.home() / CREDENTIALS_FILE
+
+
+def setting(name: str) -> str:
+    """`name` from the environment, else from the learner's credentials file (workshops), else ""."""
+    value = os.environ.get(name, "").strip()
+    if value or os.environ.get(ENV_URL, "").strip():
+        return value  # an explicit DATABASE_URL: the file is not this process's
+    try:
+        lines = credentials_file().read_text().splitlines()
+    except (OSError, RuntimeError):  # no file, or no home
+        return ""
+    for line in lines:
+        key, sep, found = line.partition("=")
+        if sep and key.strip() == name:
+            return found.strip()
+    return ""
+
+
 def configured_url() -> URL | None:
-    raw = os.environ.get(ENV_URL, "").strip()
+    raw = setting(ENV_URL)
     return normalize(raw) if raw else None
 
 

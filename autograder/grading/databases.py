@@ -65,19 +65,10 @@ MiB = 1024**2
 STATEMENT_TIMEOUT = "10s"
 CONNECTION_LIMIT = 16
 CREATE_ATTEMPTS = 3
-# Built-in roles that would let a submission read or write server files, run programs on
-# the host, end other backends or read every table / query text (the admin's CREATE ROLE
-# statements carry passwords): a submission's role must be a member of none.
-RISKY_ROLES = (
-    "pg_read_server_files",
-    "pg_write_server_files",
-    "pg_execute_server_program",
-    "pg_signal_backend",
-    "pg_read_all_data",
-    "pg_write_all_data",
-    "pg_read_all_stats",
-    "pg_monitor",
-)
+# The built-in roles a submission's role must be a member of none of, and end_role: shared with the
+# workshop hub's per-learner roles (autograder/db/admin.py).
+RISKY_ROLES = admin.RISKY_ROLES
+end_role = admin.end_role
 
 # The grading cluster's whole pg_hba.conf: the admin anywhere, a submission's role only in
 # the database named like it, nobody without a password; no `host` lines (unix socket only).
@@ -449,16 +440,6 @@ class Watchdog:
                 await end_role(self.conn, name)
 
 
-async def end_role(conn: asyncpg.Connection, role: str) -> None:
-    """No new connection for `role`, and every one it has ended (waiting up to 5 s each)."""
-    with contextlib.suppress(asyncpg.UndefinedObjectError):
-        await conn.execute(f'ALTER ROLE "{admin.check_identifier(role)}" NOLOGIN')
-    await conn.execute(
-        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-        role,
-    )
-
-
 _GRADER_SIDE = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, asyncio.TimeoutError)
 
 
@@ -599,23 +580,12 @@ class GradingDatabases:
                 self.notes.append(
                     "the grading server's admin role is not a superuser: submissions' temp_file_limit is not pinned"
                 )
-            row = await self._admin.fetchrow(
-                "SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls "
-                "AS powerful, array(SELECT b.rolname FROM pg_roles b WHERE b.rolname = ANY($2::text[]) "
-                "AND pg_has_role(r.oid, b.oid, 'MEMBER') ORDER BY 1) AS risky FROM pg_roles r WHERE r.rolname = $1",
-                probe,
-                list(RISKY_ROLES),
-            )
+            powers, risky = await admin.role_powers(self._admin, probe)
         finally:
             with contextlib.suppress(*_GRADER_SIDE):
                 await self._admin.execute(f'DROP ROLE IF EXISTS "{probe}"')
-        assert row is not None  # the probe role existed when it was read
-        if row["powerful"] or row["risky"]:
-            what = (
-                "a superuser or able to create roles or databases"
-                if row["powerful"]
-                else "a member of " + ", ".join(row["risky"])
-            )
+        if powers or risky:
+            what = "a superuser or able to create roles or databases" if powers else "a member of " + ", ".join(risky)
             raise SetupError(
                 f"Refusing to grade: a submission's role on the grading server would be {what}; "
                 "fix that server's roles (e.g. role memberships granted to every new role) or "
@@ -698,11 +668,7 @@ class GradingDatabases:
                 if attempt == CREATE_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(0.2 * (attempt + 1))
-        await conn.execute(
-            f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC;'
-            f'GRANT CONNECT, TEMPORARY ON DATABASE "{name}" TO "{name}";'
-            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'
-        )
+        await admin.open_privately(conn, name, grantee=name)
 
     def watchdog_events(self, name: str) -> list[str]:
         """What the watchdog ended for this submission, as sentences for its verdict."""

@@ -2,6 +2,7 @@
 #
 #   make lab [PORT=8899]       learner JupyterLab on your workspace/ copy of notebooks/ (+ PostgreSQL)
 #   make instructor [PORT=..]  JupyterLab on the course root with nbgrader's formgrader
+#   make hub [PORT=..]         workshop JupyterHub (root): per-learner account, server, database
 #   make test                  make lint, then pytest --nbval at the root (tests + every notebook)
 #   make lint                  ruff check, ruff format --check and mypy (settings in pyproject.toml)
 #   make stop                  stop the bundled PostgreSQL
@@ -23,10 +24,10 @@ TEST_WORKERS ?= 2
 # a real PgBouncer for lesson 07).
 SYSTEM_TEST_TOOLS := docker-compose chromium pgbouncer
 
-.PHONY: help install lab instructor lint test system-test-tools release stop clean-db
+.PHONY: help install lab instructor hub lint test system-test-tools release stop clean-db
 
 help:
-	@sed -n '2,11p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,12 @@ lab: $(STAMP)
 
 instructor: $(STAMP)
 	$(BIN)/autograder instructor --port $(PORT) $(LAB_ARGS)
+
+# Participants: .course/hub/participants.txt (see jupyter/hub/participants.example.txt);
+# HUB_ARGS passes more options, e.g. HUB_ARGS="--ip 0.0.0.0 --cull-idle 1800".
+HUB_ARGS ?=
+hub: $(STAMP)
+	$(BIN)/autograder hub --port $(PORT) $(HUB_ARGS)
 
 # Installs missing system tools when we are root and have apt (CI containers);
 # a failure here is reported but does not stop the tests (they skip with a reason).

@@ -3,4 +3,4 @@
 The order here is the order `autograder --help` lists them in.
 """
 
-COMMANDS: list[str] = ["db", "lab", "workspace", "instructor", "grade", "grade_one", "release"]
+COMMANDS: list[str] = ["db", "lab", "workspace", "instructor", "hub", "grade", "grade_one", "check_server", "release"]

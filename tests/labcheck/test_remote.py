@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
+from tornado.httpserver import HTTPServer
 
 from autograder.labcheck import remote, server
 from autograder.labcheck.service import CheckService
@@ -25,7 +26,7 @@ TOKEN = "t" * 32
 RIGHT = "async def get_db():\n    async with SessionLocal() as s:\n        yield s\n        await s.commit()\n"
 
 
-async def serving(tmp_path: Path, port: int) -> tuple[server.CheckPool, object]:
+async def serving(tmp_path: Path, port: int) -> tuple[server.CheckPool, HTTPServer]:
     spool = tmp_path / "spool"
     spool.mkdir()
     pool = server.CheckPool(1, spool)

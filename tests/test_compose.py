@@ -13,6 +13,7 @@ import pytest
 
 from autograder.release import LEARNER_FILES
 from tests.cli_support import REPO
+from tests.support.dockerfile import dockerfile_stages as stages_of
 
 yaml = pytest.importorskip("yaml", reason="pyyaml is in the `dev` extra: pip install -e '.[dev]'")
 
@@ -86,20 +87,7 @@ def test_lab_keeps_the_learners_workspace_on_a_named_volume(compose):
 
 
 def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:
-    """Stage name -> its instructions (keyword, rest), continuation lines joined, comments dropped."""
-    stages: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] = []
-    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        if keyword.upper() == "FROM":
-            current = []
-            stages[rest.split()[-1]] = current
-        current.append((keyword.upper(), rest.strip()))
-    return stages
+    return stages_of(REPO / "Dockerfile")
 
 
 def test_dockerfile_learner_image_holds_the_release_only_and_runs_the_lab():

@@ -411,7 +411,8 @@ class Watchdog:
         sizes = {
             r["datname"]: r["size"]
             for r in await self.conn.fetch(
-                "SELECT datname, pg_database_size(oid) AS size FROM pg_database WHERE datname LIKE $1 AND datallowconn",
+                "SELECT datname, coalesce(pg_database_size(oid), 0) AS size FROM pg_database WHERE datname LIKE $1 "
+                "AND datallowconn",
                 self.pattern,
             )
         }

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
 
 from autograder.errors import SetupError
@@ -32,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from autograder.labcheck.server import serve
 
+    # A server says what it serves: each check (whose, which notebook) is logged, whatever -v says.
+    server_log = logging.getLogger("autograder.labcheck.server")
+    server_log.setLevel(min(server_log.getEffectiveLevel(), logging.INFO))
     if args.workers < 1:
         raise SetupError("--workers must be at least 1.")
 

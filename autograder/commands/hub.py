@@ -54,6 +54,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"stop a server idle this long (default: {DEFAULT_CULL_SECONDS}; 0: never)",
     )
+    parser.add_argument(
+        "--db-quota-mb",
+        type=int,
+        default=HubSettings.db_quota_mb,
+        metavar="MB",
+        help=f"disk quota on each learner's databases, in MiB (default: {HubSettings.db_quota_mb}; 0: none): past it "
+        "their databases turn read-only until they drop data",
+    )
+    parser.add_argument(
+        "--db-quota-every",
+        type=float,
+        default=HubSettings.db_quota_poll_seconds,
+        metavar="SECONDS",
+        help=f"how often the quota is checked (default: {HubSettings.db_quota_poll_seconds:g})",
+    )
     parser.set_defaults(func=run)
 
 
@@ -66,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         participants=args.participants.absolute() if args.participants else None,
         exchange=args.exchange.absolute() if args.exchange else default_exchange(),
         cull_seconds=args.cull_idle,
+        db_quota_mb=args.db_quota_mb,
+        db_quota_poll_seconds=args.db_quota_every,
     )
     if args.hub_dir is not None:
         from dataclasses import replace

@@ -11,6 +11,7 @@
 | `config.py` | the JupyterHub configuration (authenticator, spawner, pre-spawn hook, idle culler) |
 | `interpreter.py` | a Python every learner's account can run, with the course venv's packages |
 | `singleuser.py` | what a learner's server runs first (as the learner): workspace sync, credentials file |
+| `instructors.py` | an instructor's server: the instructor view on the instructors' course folder, their group |
 | `lockdown.py` | the course's sensitive paths out of learners' reach |
 | `run.py` | checks, preparation and supervision of JupyterHub and the database |
 """

@@ -13,7 +13,14 @@
   their server as DATABASE_URL / COURSE_DB_PREFIX; nothing of the hub's own environment is passed on;
 * every secret of the hub (its sqlite, cookie secret, password hashes, the database secret) lives in
   `<hub dir>/secrets`, mode 0700;
-* idle servers are culled by jupyterhub-idle-culler, a hub-managed service with only the scopes it needs.
+* instructors (`instructor` in the list) get the instructor view instead (`autograder.hub.instructors`):
+  formgrader and Create Assignment on the instructors' course folder with the hub's exchange, as their
+  own account, which the group `course-instructors` gives that folder and read on `solutions/` (not the
+  hub's secrets nor any database);
+* idle servers are culled by jupyterhub-idle-culler, a hub-managed service with only the scopes it needs;
+* "Check my work" is graded by the course's check server (`autograder check-server`), a hub-managed
+  service running as the hub's operator where the course's source is: learners' servers hold the release
+  only and send it the saved notebook with their own API token, which it asks the hub to identify.
 """
 
 from __future__ import annotations
@@ -29,15 +36,17 @@ from sqlalchemy.engine import URL, make_url
 from autograder.course.layout import ENV_EXCHANGE
 from autograder.db import url as urls
 from autograder.errors import SetupError
+from autograder.hub import instructors, provision, users
 from autograder.hub import participants as participants_mod
-from autograder.hub import provision, users
 from autograder.hub.settings import HubSettings
+from autograder.labcheck.remote import ENV_CHECK_URL
 from autograder.paths import project_root
 from autograder.workspace import START_PAGE
 
 log = logging.getLogger(__name__)
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+CHECK_SERVICE = "course-check"
 WORKSPACE = "workspace"  # in the learner's home
 
 
@@ -72,26 +81,68 @@ def learner_env(settings: HubSettings, database: provision.LearnerDatabase, home
         # The learner's own state (nothing of theirs is written into the course checkout).
         urls.ENV_DATA_DIR: str(home / ".course"),
         "COURSE_WORKSPACE": str(home / WORKSPACE),
+        ENV_CHECK_URL: check_url(settings),
+    }
+
+
+def check_url(settings: HubSettings) -> str:
+    """Where learners' servers send "Check my work" (straight to the service, on this machine)."""
+    return f"http://127.0.0.1:{settings.check_port}/services/{CHECK_SERVICE}/"
+
+
+def check_service(settings: HubSettings) -> dict[str, Any]:
+    autograder = str(settings.venv_bin / "autograder")
+    return {
+        "name": CHECK_SERVICE,
+        "url": f"http://127.0.0.1:{settings.check_port}",
+        "command": [autograder, "check-server", "--port", str(settings.check_port)]
+        + ["--workers", str(settings.check_workers)],
+        # The course's own state (its grading cluster, prepared lessons), as the operator's `autograder grade`.
+        "environment": {urls.ENV_DATA_DIR: str(urls.state_dir()), "PATH": f"{settings.venv_bin}:/usr/bin:/bin"},
     }
 
 
 def make_pre_spawn_hook(settings: HubSettings) -> Any:
     secret = provision.load_secret(settings.secrets_dir / "database.secret")
     limits = provision.Limits(connections=settings.connection_limit)
+    instructor_names = {p.name for p in participants_mod.load(settings.participants_file) if p.instructor}
+    state_dir = urls.state_dir()
+
+    def prepare_account(name: str) -> Any:
+        entry = users.ensure_user(participants_mod.check_name(name), home_base=settings.home_base)
+        # In or out of the instructors' group before the server starts (its groups are read at the start).
+        instructors.set_member(name, name in instructor_names)
+        if name in instructor_names:
+            instructors.prepare_exchange(settings.exchange, instructors.ensure_group(), settings.course_id)
+        return entry
 
     async def pre_spawn_hook(spawner: Any) -> None:
         name = spawner.user.name
         loop = asyncio.get_running_loop()
-        entry = await loop.run_in_executor(
-            None, lambda: users.ensure_user(participants_mod.check_name(name), home_base=settings.home_base)
-        )
+        entry = await loop.run_in_executor(None, prepare_account, name)
         provisioner = provision.Provisioner(admin_url(settings), secret, limits)
         database = await provisioner.provision(name)
         home = Path(entry.pw_dir)
-        spawner.environment = {**spawner.environment, **learner_env(settings, database, home)}
-        spawner.notebook_dir = str(home / WORKSPACE)
+        if name in instructor_names:
+            # The instructor view on the instructors' course folder (autograder.hub.instructors), as their account.
+            python = learner_python(settings)
+            env = {**database.env(), **instructors.server_env(python, settings.exchange, state_dir)}
+            spawner.environment = {**spawner.environment, **env}
+            spawner.cmd = [str(python), "-m", "autograder.hub.instructors"]
+            spawner.notebook_dir = str(instructors.course_folder(state_dir))
+            spawner.default_url = instructors.DEFAULT_URL
+            kind = "instructor server on the instructors' course folder"
+        else:
+            spawner.environment = {**spawner.environment, **learner_env(settings, database, home)}
+            spawner.notebook_dir = str(home / WORKSPACE)
+            kind = "learner server"
         spawner.log.info(
-            "provisioned %s: OS user %s (uid %d), database role %s", name, name, entry.pw_uid, database.role
+            "provisioned %s (%s): OS user %s (uid %d), database role %s",
+            name,
+            kind,
+            name,
+            entry.pw_uid,
+            database.role,
         )
 
     return pre_spawn_hook
@@ -127,19 +178,26 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.Spawner.default_url = f"/lab/tree/{START_PAGE}"
     c.Spawner.pre_spawn_hook = make_pre_spawn_hook(settings)
     c.Spawner.start_timeout = 120
+    # How soon the hub notices a server that died (killed, out of memory): the learner's "Start My Server"
+    # does nothing until then (JupyterHub's default is 30 s).
+    c.Spawner.poll_interval = 5
     c.Spawner.http_timeout = 90
     # Nothing of the hub's environment but the locale reaches a learner (env_keep's default also passes
     # PATH, PYTHONPATH, conda and venv variables; PATH is set in the hook).
     c.Spawner.env_keep = ["LANG", "LC_ALL"]
 
+    services: list[dict[str, Any]] = [check_service(settings)]
+    roles: list[dict[str, Any]] = []
     if settings.cull_seconds > 0:
-        c.JupyterHub.services = [
+        services.append(
             {
                 "name": "idle-culler",
                 "command": [python, "-m", "jupyterhub_idle_culler", f"--timeout={settings.cull_seconds}"],
             }
-        ]
-        c.JupyterHub.load_roles = [{"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}]
+        )
+        roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles
 
 
 def main_config(c: Any) -> None:

@@ -10,6 +10,11 @@ yet, so that submissions collected and graded during the workshop are never read
 that lead to a PostgreSQL data folder stay traversable for the server's OS user through their
 group (which the server runs with), and each entry inside them is locked too; the hub does all of
 this again at every start (an entry made later in the state folder is locked at the next start).
+
+The workshop's instructors (the group `course-instructors`, see `autograder.hub.instructors`) then get
+their own course folder beside the state folder (made here, closed to others) and read on `solutions/`;
+nothing of `.git/`, `tests/`, the checkout's nbgrader folders, the state folder (the hub's secrets, the
+databases) or the operator's workspace.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import stat
 from pathlib import Path
 
 from autograder.db.embedded import SERVER_OS_USER
+from autograder.hub import instructors
 from autograder.paths import project_root
 
 # Where nbgrader and `autograder grade` write learners' submissions, grades and feedback (relative to
@@ -83,4 +89,5 @@ def lock_down(state_dir: Path, hub_dir: Path, root: Path | None = None) -> list[
                 if entry in (state_dir, hub_dir):
                     continue
                 _lock(entry, changes)
+    changes.extend(instructors.share_course(root, state_dir))
     return changes

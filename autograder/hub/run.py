@@ -31,7 +31,7 @@ from autograder.db import admin
 from autograder.db import url as urls
 from autograder.db.embedded import EmbeddedPostgres
 from autograder.errors import SetupError
-from autograder.hub import interpreter, lockdown, participants, provision
+from autograder.hub import interpreter, lockdown, participants, provision, watchdog
 from autograder.hub.config import admin_url
 from autograder.hub.settings import ENV_SETTINGS, HubSettings
 from autograder.paths import project_root
@@ -92,6 +92,24 @@ def start_database(settings: HubSettings) -> tuple[EmbeddedPostgres | None, list
     return cluster, notes
 
 
+def start_quota(settings: HubSettings) -> watchdog.QuotaWatchdog | None:
+    """The learners' database quota (autograder.hub.watchdog), checked on a thread of this supervisor."""
+    if settings.db_quota_mb <= 0:
+        return None
+    quota = watchdog.QuotaWatchdog(
+        admin_url(settings),
+        settings.db_quota_mb * watchdog.MiB,
+        poll_seconds=settings.db_quota_poll_seconds,
+        say=_jupyter.note,
+    )
+    quota.start()
+    _jupyter.note(
+        f"learners' database quota: {settings.db_quota_mb} MiB each, checked every "
+        f"{settings.db_quota_poll_seconds:g} s (--db-quota-mb 0: none)."
+    )
+    return quota
+
+
 def hub_env(settings: HubSettings) -> dict[str, str]:
     env = dict(os.environ)
     env[ENV_SETTINGS] = settings.to_json()
@@ -146,6 +164,7 @@ def run_hub(settings: HubSettings) -> int:
         settings,
         hub_port=free_port(),
         proxy_api_port=free_port(),
+        check_port=free_port(),
         learner_python=interpreter.learner_python(settings.venv_bin),
     )
     prepare_folders(settings)
@@ -158,10 +177,12 @@ def run_hub(settings: HubSettings) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in watched}
     cluster = None
     proc = None
+    quota = None
     try:
         cluster, notes = start_database(settings)
+        quota = start_quota(settings)
         for line in lockdown.lock_down(urls.state_dir(), settings.hub_dir):
-            _jupyter.note(f"locked away from learners: {line}")
+            _jupyter.note(f"course access: {line}")
         for line in notes:
             _jupyter.note(f"note: {line}")
         if received:
@@ -193,6 +214,8 @@ def run_hub(settings: HubSettings) -> int:
     finally:
         if proc is not None:
             stop_hub(proc)
+        if quota is not None:
+            quota.stop()
         if cluster is not None and cluster.release():
             _jupyter.note("hub PostgreSQL stopped (clean shutdown); learners' databases are kept.")
         for sig, handler in previous.items():

@@ -44,6 +44,8 @@ class HubSettings:
     port: int = DEFAULT_PORT
     hub_port: int = 8081  # the hub's own API, on 127.0.0.1 (the supervisor picks a free one)
     proxy_api_port: int = 8001  # the proxy's REST API, on 127.0.0.1 (likewise)
+    check_port: int = 8890  # the course's check server (a hub service), on 127.0.0.1 (likewise)
+    check_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     exchange: Path = field(default_factory=default_exchange)
     cull_seconds: int = DEFAULT_CULL_SECONDS  # 0: no idle culler
     home_base: Path = Path("/home")
@@ -51,6 +53,9 @@ class HubSettings:
     venv_bin: Path = field(default_factory=lambda: Path(sys.executable).parent)
     learner_python: Path | None = None  # what learners' servers run (autograder.hub.interpreter); None: venv's
     course_id: str = COURSE_ID
+    # Each learner's databases (with their temporary files), in MiB; 0: no quota (autograder.hub.watchdog).
+    db_quota_mb: int = 2048
+    db_quota_poll_seconds: float = 3.0
 
     @property
     def participants_file(self) -> Path:

@@ -9,15 +9,9 @@ solutions and history, the hub's secrets. The hub is then stopped as Ctrl-C stop
 from __future__ import annotations
 
 import json
-import os
 import pwd
 import re
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -25,18 +19,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from autograder.course.layout import COURSE_ID, ENV_EXCHANGE
+from autograder.course.layout import COURSE_ID
 from autograder.hub import interpreter, provision
 from autograder.paths import project_root
-from tests.hub.support import as_user, needs_root, remove_accounts, unique_name
+from tests.hub.support import (
+    AUTOGRADER,
+    KEEP,
+    PASSWORD,
+    Hub,
+    as_user,
+    instructor,
+    needs_root,
+    server_pid,
+    server_xsrf,
+    sign_in,
+    spawn_and_wait,
+)
 
 pytestmark = needs_root
 
 ROOT = project_root()
-AUTOGRADER = str(Path(sys.executable).with_name("autograder"))
-PASSWORD = "first-use-password"
-READY_TIMEOUT_S = 90
-SPAWN_TIMEOUT_S = 120
 # Short, so that the test sees a cull: a server is culled 15-23 s after its last reported activity
 # (its start: neither JupyterHub nor the server report the test's requests that fast). The tests before
 # the cull's need no server after their first seconds; those after it start the server again if needed.
@@ -45,134 +47,9 @@ CULL_IDLE_S = 15
 HAND_IN = "00_foundations"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Hub:
-    def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="hub-e2e-"))
-        os.chmod(self.base, 0o755)  # the exchange below it must be reachable by learners
-        self.state = self.base / "state"
-        self.exchange = self.base / "exchange"
-        self.participants = self.base / "participants.txt"
-        self.port = free_port()
-        self.log = self.base / "hub.log"
-        self.instructor, self.a, self.b = unique_name("i"), unique_name("a"), unique_name("b")
-        self.participants.write_text(f"{self.instructor} instructor\n{self.a}\n{self.b}\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def hub_dir(self) -> Path:
-        return self.state / "hub"
-
-    def start(self) -> None:
-        env = {**os.environ, "COURSE_DATA_DIR": str(self.state)}
-        env.pop("DATABASE_URL", None)  # the hub's own PostgreSQL
-        env.pop(ENV_EXCHANGE, None)
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [AUTOGRADER, "hub", "--port", str(self.port), "--participants", str(self.participants)]
-                + ["--exchange", str(self.exchange), "--cull-idle", str(CULL_IDLE_S)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the hub exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/hub/api", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"the hub did not answer within {READY_TIMEOUT_S} s:\n{self.log.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # as Ctrl-C
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def cleanup(self) -> None:
-        self.stop()
-        cluster = provision.hub_cluster(self.hub_dir)
-        if cluster.status() is not None:  # only if the hub could not stop it
-            cluster.stop()
-        remove_accounts(self.instructor, self.a, self.b)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-def sign_in(client: httpx.Client, name: str) -> httpx.Response:
-    client.get("/hub/login")
-    return client.post("/hub/login", data={"username": name, "password": PASSWORD, "_xsrf": client.cookies["_xsrf"]})
-
-
-def server_xsrf(client: httpx.Client, name: str) -> dict[str, str]:
-    """The header a cookie-authenticated API request to the learner's server needs."""
-    for cookie in client.cookies.jar:
-        if cookie.name == "_xsrf" and cookie.path.startswith(f"/user/{name}"):
-            return {"X-XSRFToken": cookie.value or ""}
-    return {}
-
-
-def spawn_and_wait(hub: Hub, name: str, results: dict[str, object]) -> None:
-    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=60) as client:
-        signed = sign_in(client, name)
-        started = time.monotonic()
-        client.get(f"/hub/spawn/{name}")
-        status = lab = None
-        asked = started
-        while time.monotonic() - started < SPAWN_TIMEOUT_S:
-            lab = client.get(f"/user/{name}/lab")  # (the OAuth round trip that gives the server's cookie)
-            status = client.get(f"/user/{name}/api/status", headers=server_xsrf(client, name))
-            if status.status_code == 200 and status.headers.get("content-type", "").startswith("application/json"):
-                break
-            if status.status_code == 424 and time.monotonic() - asked > 2:
-                # Not running and not starting (asked while a stop, e.g. a cull, was still pending): ask again,
-                # as a person clicks "Start My Server" again.
-                client.get(f"/hub/spawn/{name}")
-                asked = time.monotonic()
-            time.sleep(0.3)
-        elapsed = time.monotonic() - started
-        assignments = client.get(
-            f"/user/{name}/assignments",
-            params={"course_id": "async-sqlalchemy-course"},
-            headers=server_xsrf(client, name),
-        )
-        results[name] = (signed, status, elapsed, assignments, lab)
-
-
-def server_pid(name: str) -> int | None:
-    """The learner's single-user server (the process whose environment names them)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if f"JUPYTERHUB_USER={name}".encode() in environ and b"jupyterhub.singleuser" in cmdline:
-            return int(proc.name)
-    return None
-
-
 @pytest.fixture(scope="module")
 def hub():
-    running = Hub()
+    running = Hub(cull_idle=CULL_IDLE_S)
     try:
         running.start()
         yield running
@@ -312,24 +189,6 @@ def test_a_learner_cannot_reach_another_learner_or_the_course_secrets(hub, spawn
     assert "CONNECTED" not in as_superuser.stdout and "authentication failed" in as_superuser.stdout, as_superuser
 
 
-KEEP = (
-    "import asyncio, sys, asyncpg\n"
-    "from autograder import lesson\n"
-    "from autograder.db import admin, url\n"
-    "async def main(action):\n"
-    "    if action == 'write':\n"
-    "        name = lesson.setup('01_session_dependency').name\n"
-    "    else:\n"
-    "        name = lesson.database_name('01_session_dependency')\n"
-    "    conn = await asyncpg.connect(**admin.asyncpg_params(url.configured_url().set(database=name)))\n"
-    "    if action == 'write':\n"
-    "        await conn.execute('CREATE TABLE kept (note text); INSERT INTO kept VALUES (\\'mine\\')')\n"
-    "    print(await conn.fetchval('SELECT note FROM kept'))\n"
-    "    await conn.close()\n"
-    "asyncio.run(main(sys.argv[1]))\n"
-)
-
-
 def test_an_idle_server_is_culled_and_the_learners_work_and_database_survive(hub, spawned):
     a = hub.a
     python = str(interpreter.learner_python(Path(sys.executable).parent))
@@ -373,27 +232,6 @@ def learner_action(hub: Hub, name: str, action: str) -> dict:
     return answer
 
 
-def instructor(hub: Hub, *command: str) -> str:
-    """An nbgrader or autograder command as the instructor runs it on the hub's machine (root, course root)."""
-    # As the README says: the hub's exchange in COURSE_EXCHANGE (the course's nbgrader_config.py reads it).
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    env.pop("DATABASE_URL", None)
-    env[ENV_EXCHANGE] = str(hub.exchange)
-    course = hub.base / "course"  # (a course folder of the test's own, not this checkout's submitted/)
-    options: list[str] = []
-    if command[1] != "release_assignment":  # (released from this repository's notebooks/)
-        options += [
-            f"--CourseDirectory.root={course}",
-            f"--CourseDirectory.db_url=sqlite:///{course}/.course/gradebook.db",
-        ]
-    (course / ".course").mkdir(parents=True, exist_ok=True)
-    if command[0].endswith("nbgrader"):
-        command = (*command, *options)
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
-    return done.stdout + done.stderr
-
-
 def test_hand_in_collect_grade_and_feedback_through_the_exchange(hub, spawned):
     """Release -> the learner's lesson is listed as theirs (their workspace) -> submit -> collect ->
     `autograder grade --feedback` -> release feedback -> the learner fetches verdicts, never hidden tests."""
@@ -420,6 +258,35 @@ def test_hand_in_collect_grade_and_feedback_through_the_exchange(hub, spawned):
     feedback = fetched[0].read_text()
     assert "FAILED — " in feedback and "HIDDEN TESTS" not in feedback
     assert fetched[0].stat().st_uid == pwd.getpwnam(a).pw_uid
+
+
+def test_check_my_work_in_a_learners_server_is_graded_by_the_course_check_service(hub, spawned):
+    """The learner's server holds the release only; its Check my work goes to the hub's check service, which
+    identifies the learner by their server's token and answers with verdicts, never test code."""
+    b, lesson = hub.b, "01_session_dependency"
+    spawn_and_wait(hub, b, {})
+    with httpx.Client(base_url=hub.url, follow_redirects=True, timeout=300) as client:
+        sign_in(client, b)
+        client.get(f"/user/{b}/lab")
+        reply = client.post(
+            f"/user/{b}/autograder/check", json={"path": f"{lesson}/{lesson}.ipynb"}, headers=server_xsrf(client, b)
+        )
+    assert reply.status_code == 200, reply.text[:1000]
+    answer = reply.json()
+    assert answer["ok"], (answer, hub.log.read_text()[-3000:])
+    report = answer["report"]
+    assert (report["score"], report["max_score"]) == (0, 7), report  # the release, unsolved
+    assert all(not e["passed"] for e in report["exercises"]) and "HIDDEN TESTS" not in reply.text
+    assert f"check of {lesson}/{lesson}.ipynb for {b}" in hub.log.read_text()  # the service knew whose check
+
+    # Without a token the hub vouches for, the service grades nothing.
+    service = httpx.post(
+        f"http://127.0.0.1:{hub.check_port()}/services/course-check/check",
+        json={"path": "x/x.ipynb", "notebook": "{}"},
+        headers={"Authorization": "token not-a-hub-token"},
+        timeout=30,
+    )
+    assert service.status_code == 403
 
 
 def test_the_hub_stops_cleanly_and_keeps_learners_work(hub, spawned):

@@ -107,8 +107,7 @@ def test_the_exchange_is_one_readwritemany_volume_where_nbgrader_looks():
     exchange = literal_env(vals["hub"]["extraEnv"])["COURSE_EXCHANGE"]
     assert mount["mountPath"] == exchange == str(kubernetes.DEFAULT_EXCHANGE)
     # The learners' nbgrader config reads COURSE_EXCHANGE, and falls back to the same root.
-    source = (REPO / "jupyter" / "hub-learner" / "nbgrader_config.py").read_text()
-    assert f'os.environ.get("COURSE_EXCHANGE", "{exchange}")' in source
+    assert learners_exchange({}) == exchange and learners_exchange({"COURSE_EXCHANGE": "/x"}) == "/x"
     manifests = load_manifests("exchange.yaml")
     claim = manifests["PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]]
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -142,3 +141,17 @@ def test_the_check_server_is_a_hub_service_learners_reach_through_the_proxy():
     assert policy["ingress"] == [
         {"from": [{"podSelector": {"matchLabels": {"component": "proxy"}}}], "ports": [{"port": port}]}
     ]
+
+
+def learners_exchange(environ: dict[str, str]) -> str:
+    """The exchange root jupyter/hub-learner/nbgrader_config.py sets, run with `environ` as the environment."""
+    import os
+    from unittest import mock
+
+    from traitlets.config import Config
+
+    config = Config()
+    source = (REPO / "jupyter" / "hub-learner" / "nbgrader_config.py").read_text()
+    with mock.patch.dict(os.environ, environ, clear=True):
+        exec(compile(source, "nbgrader_config.py", "exec"), {"get_config": lambda: config})
+    return str(config.Exchange.root)

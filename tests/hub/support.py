@@ -3,6 +3,7 @@ hub (`autograder hub`, as `make hub` runs it) with its participants' sign-in and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -11,12 +12,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import URL
 
 from autograder.course.layout import ENV_EXCHANGE
 from autograder.hub import provision, users
@@ -242,3 +245,38 @@ def instructor(hub: Hub, *command: str) -> str:
     )
     assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-3000:])
     return done.stdout + done.stderr
+
+
+def running_hub(**options: object) -> Iterator[Hub]:
+    """A module's hub (use as a generator fixture): started, yielded, always cleaned up."""
+    hub = Hub(**options)  # type: ignore[arg-type]
+    try:
+        hub.start()
+        yield hub
+    finally:
+        hub.cleanup()
+
+
+def spawn_all(hub: Hub, names: Sequence[str]) -> dict[str, object]:
+    """Every named participant signs in and starts their server at the same time (a thread each)."""
+    results: dict[str, object] = {}
+    threads = [threading.Thread(target=spawn_and_wait, args=(hub, name, results)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@contextlib.asynccontextmanager
+async def provisioned(admin_url: URL, stems: Sequence[str], limits: provision.Limits | None = None):
+    """Learner roles made by the workshop's provisioner on `admin_url`, removed afterwards."""
+    provisioner = provision.Provisioner(admin_url, b"test-secret" * 3, limits)
+    await provisioner.prepare_server()
+    names = [unique_name(stem) for stem in stems]
+    databases = [await provisioner.provision(name) for name in names]
+    try:
+        yield provisioner, databases
+    finally:
+        for name in names:
+            await provisioner.remove(name)

@@ -16,7 +16,6 @@ import os
 import pwd
 import re
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from autograder.db import admin
 from autograder.hub import provision
 from autograder.hub.client import Participant
 from autograder.hub.watchdog import MiB, QuotaWatchdog
-from tests.hub.support import PASSWORD, Hub, needs_root, server_pid, spawn_and_wait, unique_name
+from tests.hub.support import PASSWORD, Hub, needs_root, provisioned, running_hub, server_pid, spawn_all, spawn_and_wait
 from tests.hub.test_provision import connect, hub_admin_url, setup_lesson  # noqa: F401 (a fixture)
 
 pytestmark = needs_root
@@ -48,15 +47,8 @@ def fill(mb: int) -> str:
 
 @pytest.fixture
 async def learners(hub_admin_url):  # noqa: F811
-    provisioner = provision.Provisioner(hub_admin_url, b"test-secret" * 3)
-    await provisioner.prepare_server()
-    names = [unique_name("q"), unique_name("r")]
-    dbs = [await provisioner.provision(name) for name in names]
-    try:
-        yield provisioner, dbs
-    finally:
-        for name in names:
-            await provisioner.remove(name)
+    async with provisioned(hub_admin_url, ("q", "r")) as made:
+        yield made
 
 
 async def backend_alive(admin_url, pid: int) -> bool:
@@ -188,21 +180,12 @@ print(name)
 
 @pytest.fixture(scope="module")
 def hub():
-    running = Hub(cull_idle=0, args=["--db-quota-mb", str(HUB_QUOTA_MB), "--db-quota-every", "1"])
-    try:
-        running.start()
-        results: dict[str, Any] = {}
-        threads = [threading.Thread(target=spawn_and_wait, args=(running, n, results)) for n in (running.a, running.b)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    for running in running_hub(cull_idle=0, args=["--db-quota-mb", str(HUB_QUOTA_MB), "--db-quota-every", "1"]):
+        results: dict[str, Any] = spawn_all(running, (running.a, running.b))
         for name in (running.a, running.b):
             status = results[name][1]
             assert status is not None and status.status_code == 200, running.log.read_text()[-3000:]
         yield running
-    finally:
-        running.cleanup()
 
 
 def learner_url(name: str, database: str | None = None) -> str:

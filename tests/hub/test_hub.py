@@ -12,7 +12,6 @@ import json
 import pwd
 import re
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,9 +29,11 @@ from tests.hub.support import (
     as_user,
     instructor,
     needs_root,
+    running_hub,
     server_pid,
     server_xsrf,
     sign_in,
+    spawn_all,
     spawn_and_wait,
 )
 
@@ -49,23 +50,12 @@ HAND_IN = "00_foundations"
 
 @pytest.fixture(scope="module")
 def hub():
-    running = Hub(cull_idle=CULL_IDLE_S)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.cleanup()
+    yield from running_hub(cull_idle=CULL_IDLE_S)
 
 
 @pytest.fixture(scope="module")
 def spawned(hub):
-    results: dict[str, object] = {}
-    threads = [threading.Thread(target=spawn_and_wait, args=(hub, name, results)) for name in (hub.a, hub.b)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    return spawn_all(hub, (hub.a, hub.b))
 
 
 def test_learners_sign_in_and_get_their_own_server(hub, spawned):

@@ -20,7 +20,6 @@ import os
 import pwd
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +29,17 @@ import pytest
 from autograder.course.layout import COURSE_ID, lessons
 from autograder.hub import instructors
 from autograder.paths import project_root
-from tests.hub.support import AUTOGRADER, Hub, as_user, needs_root, server_pid, server_xsrf, sign_in, spawn_and_wait
+from tests.hub.support import (
+    AUTOGRADER,
+    Hub,
+    as_user,
+    needs_root,
+    running_hub,
+    server_pid,
+    server_xsrf,
+    sign_in,
+    spawn_all,
+)
 
 pytestmark = needs_root
 
@@ -40,22 +49,12 @@ LESSON = "00_foundations"
 
 @pytest.fixture(scope="module")
 def hub():
-    running = Hub(cull_idle=0)
-    try:
-        running.start()
-        yield running
-    finally:
-        running.cleanup()
+    yield from running_hub(cull_idle=0)
 
 
 @pytest.fixture(scope="module")
 def spawned(hub):
-    results: dict[str, object] = {}
-    threads = [threading.Thread(target=spawn_and_wait, args=(hub, name, results)) for name in (hub.instructor, hub.a)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = spawn_all(hub, (hub.instructor, hub.a))
     for name in (hub.instructor, hub.a):
         _, status, _, _, _ = results[name]
         assert status is not None and status.status_code == 200, (name, status, hub.log.read_text()[-3000:])

@@ -19,7 +19,7 @@ from autograder import lesson
 from autograder.db import admin
 from autograder.errors import SetupError
 from autograder.hub import provision
-from tests.hub.support import needs_root, unique_name
+from tests.hub.support import needs_root, provisioned
 
 pytestmark = needs_root
 
@@ -40,15 +40,8 @@ def hub_admin_url():
 
 @pytest.fixture
 async def learners(hub_admin_url):
-    provisioner = provision.Provisioner(hub_admin_url, b"test-secret" * 3, provision.Limits(connections=3))
-    await provisioner.prepare_server()
-    names = [unique_name("a"), unique_name("b")]
-    dbs = [await provisioner.provision(name) for name in names]
-    try:
-        yield provisioner, dbs
-    finally:
-        for name in names:
-            await provisioner.remove(name)
+    async with provisioned(hub_admin_url, ("a", "b"), provision.Limits(connections=3)) as made:
+        yield made
 
 
 def setup_lesson(monkeypatch, learner: provision.LearnerDatabase) -> lesson.LessonDatabase:

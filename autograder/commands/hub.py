@@ -69,6 +69,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SECONDS",
         help=f"how often the quota is checked (default: {HubSettings.db_quota_poll_seconds:g})",
     )
+    parser.add_argument(
+        "--db-max-connections",
+        type=int,
+        default=0,
+        metavar="N",
+        help="max_connections of the hub's PostgreSQL (default: every participant at their limit of "
+        f"{HubSettings.connection_limit} at once, plus 20, at least 100)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         cull_seconds=args.cull_idle,
         db_quota_mb=args.db_quota_mb,
         db_quota_poll_seconds=args.db_quota_every,
+        db_max_connections=args.db_max_connections,
     )
     if args.hub_dir is not None:
         from dataclasses import replace

@@ -68,13 +68,22 @@ def role_name(username: str) -> str:
     return ROLE_PREFIX + check_name(username)
 
 
-def hub_cluster(hub_dir: Path) -> EmbeddedPostgres:
-    """The hub's PostgreSQL: data in `<hub_dir>/pgdata`, socket in /run (outside the course)."""
+def max_connections_for(participants: int, connection_limit: int = CONNECTION_LIMIT) -> int:
+    """The hub cluster's max_connections: every participant at their own limit at once, plus room for the
+    hub's admin, the quota watchdog and the superuser's reserved slots (never below PostgreSQL's 100), so
+    no learner can take the connections another one needs. Lesson 07 alone opens up to 15 (a pool of 5 + 10)."""
+    return max(100, participants * connection_limit + 20)
+
+
+def hub_cluster(hub_dir: Path, max_connections: int | None = None) -> EmbeddedPostgres:
+    """The hub's PostgreSQL: data in `<hub_dir>/pgdata`, socket in /run (outside the course).
+    `max_connections` applies when this call starts the server (not to one already running)."""
     tag = hashlib.sha256(str(hub_dir.absolute()).encode()).hexdigest()[:12]
     return EmbeddedPostgres(
         hub_dir / "pgdata",
         password_file=hub_dir / "secrets" / "pg.password",
         socket_dir=Path("/run") / f"autograder-hub-{tag}",
+        settings={"max_connections": str(max_connections)} if max_connections else None,
         hba=HUB_HBA,
         ident=HUB_IDENT,
     )

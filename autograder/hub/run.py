@@ -76,12 +76,15 @@ def prepare_folders(settings: HubSettings) -> None:
         )
 
 
-def start_database(settings: HubSettings) -> tuple[EmbeddedPostgres | None, list[str]]:
+def start_database(settings: HubSettings, participants: int) -> tuple[EmbeddedPostgres | None, list[str]]:
     """The workshop's PostgreSQL, held for the hub's lifetime (None: the server in DATABASE_URL),
     and notes on protections that are off on it."""
     cluster = None
     if urls.configured_url() is None:
-        cluster = provision.hub_cluster(settings.hub_dir)
+        connections = settings.db_max_connections or provision.max_connections_for(
+            participants, settings.connection_limit
+        )
+        cluster = provision.hub_cluster(settings.hub_dir, connections)
         reload_hba = cluster.write_hba()  # a cluster already running gets the rules too
         cluster.acquire()
         if reload_hba:
@@ -179,7 +182,7 @@ def run_hub(settings: HubSettings) -> int:
     proc = None
     quota = None
     try:
-        cluster, notes = start_database(settings)
+        cluster, notes = start_database(settings, len(listed))
         quota = start_quota(settings)
         for line in lockdown.lock_down(urls.state_dir(), settings.hub_dir):
             _jupyter.note(f"course access: {line}")

@@ -55,6 +55,9 @@ class HubSettings:
     course_id: str = COURSE_ID
     # Each learner's databases (with their temporary files), in MiB; 0: no quota (autograder.hub.watchdog).
     db_quota_mb: int = 2048
+    # The hub cluster's max_connections; 0: every participant at their connection limit at once
+    # (provision.max_connections_for).
+    db_max_connections: int = 0
     db_quota_poll_seconds: float = 3.0
 
     @property

@@ -320,6 +320,10 @@ async def test_100_connections_are_refused_past_the_limit_and_another_learner_st
         other = await connect(learner_url(b))
         try:
             assert await other.fetchval("SELECT 41 + 1") == 42
+            # The server has room for every participant (instructor, a, b) at their own limit at once.
+            room = provision.max_connections_for(3)
+            assert room == 3 * provision.CONNECTION_LIMIT + 20 or room == 100
+            assert int(await other.fetchval("SHOW max_connections")) == room
         finally:
             await other.close()
         assert (await asyncio.to_thread(httpx.get, f"{hub.url}/hub/api", timeout=10)).status_code == 200

@@ -48,6 +48,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from autograder.db import admin  # noqa: E402
 from autograder.hub import provision, users  # noqa: E402
 from autograder.hub.client import Participant  # noqa: E402
+from autograder.hub.run import free_port  # noqa: E402
 from benchmarks.submissions import answered  # noqa: E402
 
 LESSON = "00_foundations"
@@ -106,8 +107,7 @@ class Hub:
         self.state = self.base / "state"
         self.participants = self.base / "participants.txt"
         self.participants.write_text("".join(f"{name}\n" for name in names))
-        with socket_port() as port:
-            self.port = port
+        self.port = free_port()
         self.log = self.base / "hub.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -160,18 +160,6 @@ class Hub:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         shutil.rmtree(self.base, ignore_errors=True)
-
-
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        return int(self._socket.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self._socket.close()
 
 
 def learner_does_the_lesson(hub: Hub, run: LearnerRun, cells: list[str], start: threading.Barrier) -> None:

@@ -8,7 +8,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from sqlalchemy.engine import URL
 
 from autograder.course.layout import ENV_EXCHANGE
 from autograder.hub import provision, users
+from autograder.hub.run import free_port
 from autograder.paths import project_root
 
 ROOT = os.geteuid() == 0
@@ -58,12 +58,6 @@ AUTOGRADER = str(Path(sys.executable).with_name("autograder"))
 PASSWORD = "first-use-password"
 READY_TIMEOUT_S = 90
 SPAWN_TIMEOUT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Hub:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from autograder.hub import interpreter
+from autograder.hub.run import free_port
 from tests.hub.support import needs_root
 
 AUTOGRADER = str(Path(sys.executable).with_name("autograder"))
@@ -21,12 +22,6 @@ def hub(*args: str, user: str | None = None) -> subprocess.CompletedProcess[str]
         python = str(interpreter.learner_python(Path(sys.executable).parent))
         command = ["runuser", "-u", user, "--", python, "-m", "autograder", "hub", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, cwd="/")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def one_sentence(result: subprocess.CompletedProcess[str]) -> str:
